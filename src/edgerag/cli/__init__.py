@@ -1,0 +1,38 @@
+"""The ``edgerag`` command: a thin shell over the library.
+
+Library errors become one clear line on stderr and a non-zero exit, translated here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NotFoundError as exc:
+            raise click.ClickException(f"not found: {exc}") from exc
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except EdgeRagError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="edgerag")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """edgerag: edge-first multimodal RAG on one small CPU box."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+from edgerag.cli import core, demo  # noqa: E402,F401  (registers commands)

@@ -1,0 +1,173 @@
+"""Core commands: ingest, search, delete, stats, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgerag.cli import main
+from edgerag.config import MODES, EngineConfig
+from edgerag.engine import Engine
+from edgerag.index.base import IndexConfig
+from edgerag.retrieval.filters import parse_cli_filters
+from edgerag.types import SearchResponse
+
+DB = click.option(
+    "--db",
+    "db",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Collection directory (created on first ingest).",
+)
+
+
+def open_engine(db: Path, must_exist: bool = True, **config: Any) -> Engine:
+    if must_exist and not (db / "store.db").exists():
+        raise click.ClickException(f"{db}: no edgerag collection here (run `edgerag ingest` first)")
+    cfg = None
+    if config:
+        base = EngineConfig.load(db / "config.json") if (db / "config.json").exists() else None
+        cfg = _merge_config(base, **config)
+    return Engine.open(db, cfg)
+
+
+def _merge_config(base: EngineConfig | None, **changes: Any) -> EngineConfig:
+    data = json.loads(base.to_json()) if base else json.loads(EngineConfig().to_json())
+    index = data["index"]
+    for key in ("backend", "quantization"):
+        if changes.get(key):
+            index[key] = changes.pop(key)
+    data.update({k: v for k, v in changes.items() if v is not None})
+    data["index"] = IndexConfig(**index)
+    return EngineConfig.from_dict(data)
+
+
+def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--meta {pair!r} is not KEY=VALUE")
+        if key == "tags":
+            meta.setdefault("tags", []).extend(v for v in value.split(",") if v)
+        else:
+            meta[key] = value
+    return meta
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@DB
+@click.option("--meta", multiple=True, help="Metadata KEY=VALUE for every document (tags=a,b).")
+@click.option("--encoder", type=click.Choice(["minilm", "hash"]), default=None,
+              help="Text encoder for a new collection (default minilm).")
+@click.option("--backend", type=click.Choice(["flat", "faiss", "usearch"]), default=None,
+              help="Index engine for a new collection (default faiss).")
+@click.option("--quantization", type=click.Choice(["f32", "f16", "int8", "binary"]),
+              default=None, help="Vector precision in the index (default int8 + rescoring).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def ingest(paths: tuple[Path, ...], db: Path, meta: tuple[str, ...], encoder: str | None,
+           backend: str | None, quantization: str | None, as_json: bool) -> None:
+    """Ingest files or directories (txt, md, html, pdf) into a collection."""
+    new = not (db / "store.db").exists()
+    options = {"encoder": encoder, "backend": backend, "quantization": quantization}
+    if not new and any(options.values()):
+        raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
+    with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
+        report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)
+    if as_json:
+        click.echo(json.dumps({"added": report.added, "unchanged": report.unchanged,
+                               "errors": [{"input": s, "reason": r} for s, r in report.errors],
+                               "items": report.items, "lsn": report.lsn}))
+    else:
+        click.echo(f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
+                   f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}")
+    for source, reason in report.errors:
+        click.echo(f"error: {source}: {reason}", err=True)
+    if report.errors:
+        sys.exit(1)
+
+
+def _ingest_with_progress(engine: Engine, paths: tuple[Path, ...], meta: dict[str, Any],
+                          quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(desc="ingest", unit="file", disable=quiet or None, file=sys.stderr)
+
+    def progress(source: str, outcome: str) -> None:
+        bar.set_postfix_str(f"{Path(source).name}: {outcome}", refresh=False)
+        bar.update(1)
+
+    try:
+        return engine.ingest(list(paths), metadata=meta, progress=progress)
+    finally:
+        bar.close()
+
+
+def print_response(response: SearchResponse, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(response.to_dict()))
+        return
+    if not response.hits:
+        click.echo("no results")
+    for rank, hit in enumerate(response.hits, start=1):
+        where = f"p.{hit.page}" if hit.page else ""
+        if hit.t_start is not None:
+            where = f"{hit.t_start:.1f}-{hit.t_end or hit.t_start:.1f}s"
+        parts = " ".join(f"{k}={v:.3f}" for k, v in hit.scores.items())
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {Path(hit.source).name} {where}  [{hit.modality}] {parts}")
+        snippet = " ".join(hit.text.split())
+        click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in response.timings_ms.items())
+    click.echo(f"timings (ms): {timings}; plan: {response.plan}")
+
+
+@main.command()
+@click.argument("query")
+@DB
+@click.option("-k", "k", default=5, show_default=True, help="Number of results.")
+@click.option("--filter", "filters", multiple=True, help="KEY=VALUE filter (repeat to AND; "
+              "repeat a key for OR): modality, source (glob), tags, page, doc_id, any metadata.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def search(query: str, db: Path, k: int, filters: tuple[str, ...], mode: str,
+           as_json: bool) -> None:
+    """Search a collection."""
+    with open_engine(db) as engine:
+        response = engine.search(query, k=k, filters=parse_cli_filters(list(filters)), mode=mode)
+    print_response(response, as_json)
+
+
+@main.command()
+@click.argument("doc_id")
+@DB
+def delete(doc_id: str, db: Path) -> None:
+    """Delete a document (by id or by the path it was ingested from)."""
+    with open_engine(db) as engine:
+        lsn = engine.delete(doc_id)
+    click.echo(f"deleted {doc_id} (LSN {lsn})")
+
+
+@main.command()
+@DB
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stats(db: Path, as_json: bool) -> None:
+    """Show what a collection holds."""
+    with open_engine(db) as engine:
+        info = engine.stats()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"collection {info['path']}: {info['documents']} documents, LSN {info['lsn']}")
+    for modality, n in sorted(info["items"].items()):
+        click.echo(f"  {modality}: {n} items")
+    for name, space in info["spaces"].items():
+        click.echo(f"  space {name}: {space['vectors']} vectors, applied LSN "
+                   f"{space['applied_lsn']} (lag {space['lag']})")
+    cfg = info["config"]
+    click.echo(f"  index {cfg['backend']}/{cfg['quantization']}, encoder {info['encoder']['id']}, "
+               f"store {info['store_bytes'] / 1e6:.1f} MB")

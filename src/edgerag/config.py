@@ -1,0 +1,70 @@
+"""Engine configuration: explicit, typed, persisted with the collection. No env reading here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgerag.errors import ConfigError
+from edgerag.index.base import IndexConfig
+from edgerag.ingest.limits import Limits
+
+ENCODERS = ("minilm", "hash")
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that shapes a collection.
+
+    Attributes:
+        encoder: text encoder: "minilm" (all-MiniLM-L6-v2 int8 ONNX, the default) or "hash"
+            (deterministic feature hashing; tests and model-free demos).
+        index: how each vector space is indexed.
+        chunk_tokens / chunk_overlap: token windows for text.
+        limits: input size limits.
+        candidates: per-retriever candidates fused in hybrid mode.
+        rrf_k: RRF constant.
+        checkpoint_ops: persist the index after this many ops (the op log covers the rest).
+        synchronous: SQLite synchronous mode ("FULL" survives power loss).
+    """
+
+    encoder: str = "minilm"
+    index: IndexConfig = field(default_factory=IndexConfig)
+    chunk_tokens: int = 200
+    chunk_overlap: int = 50
+    limits: Limits = field(default_factory=Limits)
+    candidates: int = 50
+    rrf_k: int = 60
+    checkpoint_ops: int = 200
+    synchronous: str = "FULL"
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
+        if self.chunk_tokens <= 0 or not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("need chunk_tokens > 0 and 0 <= chunk_overlap < chunk_tokens")
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigError("synchronous must be OFF, NORMAL, FULL or EXTRA")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {sorted(known)}")
+        if isinstance(data.get("index"), dict):
+            data["index"] = IndexConfig(**data["index"])
+        if isinstance(data.get("limits"), dict):
+            data["limits"] = Limits(**data["limits"])
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> EngineConfig:
+        return cls.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,317 @@
+"""The Engine façade: one collection directory = store.db + index/ + config.json.
+
+Everything else (CLI, HTTP, fleet) goes through this class.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerag.config import MODES, EngineConfig
+from edgerag.encoders.base import TextEncoder
+from edgerag.errors import ConfigError, IndexCorruptError, InputError, NotFoundError
+from edgerag.index.space import SpaceIndex
+from edgerag.ingest.chunking import RegexSpans, TokenSpans, WordpieceSpans
+from edgerag.ingest.documents import (
+    TEXT_SPACE,
+    InputLike,
+    RawInput,
+    build_op,
+    content_hash,
+    expand_inputs,
+)
+from edgerag.retrieval.filters import Filters
+from edgerag.retrieval.pipeline import Retriever
+from edgerag.store.ops import DELETE, Op
+from edgerag.store.sqlite import Store
+from edgerag.types import IngestReport, SearchResponse, SpaceSpec
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]  # (source, outcome: "added" | "unchanged" | "error")
+
+
+def create_encoder(name: str) -> TextEncoder:
+    if name == "hash":
+        from edgerag.encoders.fake import HashEncoder
+
+        return HashEncoder()
+    if name == "minilm":
+        from edgerag.encoders.minilm import MiniLMEncoder
+
+        return MiniLMEncoder()
+    raise ConfigError(f"unknown encoder {name!r}")
+
+
+class Engine:
+    """A collection: ingest, search, delete, stats. Thread-safe: one writer, many readers."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        config: EngineConfig,
+        encoder: TextEncoder | None = None,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.encoder = encoder or create_encoder(config.encoder)
+        self._write_lock = threading.RLock()
+        self._ops_since_checkpoint = 0
+        self._scratch: Path | None = None
+        self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
+        self._spans: TokenSpans = (
+            WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
+        )
+        self.indexes: dict[str, SpaceIndex] = {}
+        self._open_space(
+            SpaceSpec(TEXT_SPACE, self.encoder.id, self.encoder.version, self.encoder.dim)
+        )
+        self.retriever = Retriever(self)
+
+    # lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        config: EngineConfig | None = None,
+        encoder: TextEncoder | None = None,
+    ) -> Engine:
+        """Open (or create) the collection at ``path``; ``None`` or ":memory:" = in memory.
+
+        The config is stored with the collection; reopening without one reuses it.
+        """
+        if path is None or str(path) == ":memory:":
+            return cls(None, config or EngineConfig(), encoder)
+        directory = Path(path)
+        config_file = directory / "config.json"
+        if config is None:
+            config = EngineConfig.load(config_file) if config_file.exists() else EngineConfig()
+        directory.mkdir(parents=True, exist_ok=True)
+        config_file.write_text(config.to_json())
+        return cls(directory, config, encoder)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._write_lock:
+            for index in self.indexes.values():
+                if self.path is not None:
+                    index.checkpoint(self.store.last_lsn())
+                index.close()
+            self.store.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+
+    # index recovery ----------------------------------------------------------------------
+    def _index_dir(self, space: str) -> Path:
+        if self.path is not None:
+            return self.path / "index" / space
+        # In-memory collections keep their index files in a private temp dir, removed on close.
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
+        return self._scratch / space
+
+    def _open_space(self, spec: SpaceSpec) -> None:
+        stored = self.store.spaces().get(spec.name)
+        if stored and stored.dim != spec.dim:
+            raise ConfigError(
+                f"space {spec.name!r} holds {stored.dim}-d vectors from {stored.encoder}; "
+                f"encoder {spec.encoder} makes {spec.dim}-d vectors: use a new collection"
+            )
+        self.store.put_space(spec)
+        directory = self._index_dir(spec.name)
+        try:
+            index = SpaceIndex.open(directory, spec, self.config.index)
+            if index.applied_lsn > self.store.last_lsn():
+                raise IndexCorruptError(f"{directory}: index is ahead of the op log")
+        except IndexCorruptError as exc:
+            logger.warning("index %s unusable (%s); rebuilding from the store", spec.name, exc)
+            index = self._rebuild(directory, spec)
+        self.indexes[spec.name] = index
+        self._catch_up(spec.name)
+        if stored and (stored.encoder, stored.version) != (spec.encoder, spec.version):
+            self._reembed(spec)
+
+    def _rebuild(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
+        if directory.exists():
+            shutil.rmtree(directory)
+        index = SpaceIndex.open(directory, spec, self.config.index)
+        for keys, vectors in self.store.iter_vectors(spec.name):
+            index.upsert(keys, vectors)
+        index.checkpoint(self.store.last_lsn())
+        return index
+
+    def _catch_up(self, space: str) -> None:
+        """Replay what the op log holds beyond the index's checkpoint (crash recovery)."""
+        index = self.indexes[space]
+        last = self.store.last_lsn()
+        if index.applied_lsn >= last:
+            return
+        touched = self.store.keys_touched_since(index.applied_lsn)
+        self._sync_keys(space, touched)
+        logger.info("index %s caught up from LSN %d to %d", space, index.applied_lsn, last)
+        index.checkpoint(last)
+
+    def _sync_keys(self, space: str, keys: np.ndarray) -> None:
+        """Make the index agree with the store for ``keys`` (idempotent)."""
+        index = self.indexes[space]
+        present, vectors = self.store.vectors(space, keys)
+        gone = np.setdiff1d(keys, present)
+        if len(gone):
+            index.remove(gone)
+        if len(present):
+            index.upsert(present, vectors)
+
+    def _reembed(self, spec: SpaceSpec) -> None:
+        """The encoder changed: re-embed only the items whose vectors came from another one."""
+        stale = self.store.stale_keys(spec.name, spec.encoder, spec.version)
+        logger.info("re-embedding %d items of space %s with %s", len(stale), spec.name, spec.encoder)
+        for doc_id in {self.store.items([int(k)])[int(k)]["doc_id"] for k in stale}:
+            op = self.store.materialize(doc_id)
+            rows = {it.key: it.text for it in op.items}
+            keys = np.array(list(rows), dtype=np.int64)
+            from edgerag.store.ops import SpaceVectors
+
+            op.vectors[spec.name] = SpaceVectors(
+                spec.encoder, spec.version, keys, self.encoder.encode(list(rows.values()))
+            )
+            self.apply(op)
+
+    # writes ------------------------------------------------------------------------------
+    def apply(self, op: Op) -> int:
+        """Apply an op through the one write path (local writes and replication alike)."""
+        with self._write_lock:
+            lsn = self.store.apply(op)
+            touched = self.store.oplog(lsn - 1, 1)[0]["keys"]
+            for space, index in self.indexes.items():
+                self._sync_keys(space, touched)
+                index.applied_lsn = lsn
+            self._ops_since_checkpoint += 1
+            if self._ops_since_checkpoint >= self.config.checkpoint_ops:
+                self.checkpoint()
+        return lsn
+
+    def checkpoint(self) -> None:
+        """Persist every index at the current LSN."""
+        with self._write_lock:
+            lsn = self.store.last_lsn()
+            for index in self.indexes.values():
+                index.checkpoint(lsn)
+            self._ops_since_checkpoint = 0
+
+    def ingest(
+        self,
+        inputs: InputLike | Iterable[InputLike],
+        metadata: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest files, directories or ``(name, bytes)`` pairs.
+
+        Every input is its own transaction: a bad one is reported in ``errors`` and the others
+        still land. Unchanged content is a no-op; changed content replaces the old items.
+        """
+        report = IngestReport()
+        metadata = dict(metadata or {})
+        for raw in expand_inputs(inputs, self.config.limits):
+            if isinstance(raw, InputError):
+                report.errors.append((raw.source, raw.reason))
+                outcome, source = "error", raw.source
+            else:
+                outcome, source = self._ingest_one(raw, metadata, report), raw.source
+            if progress:
+                progress(source, outcome)
+        report.lsn = self.store.last_lsn()
+        return report
+
+    def _ingest_one(self, raw: RawInput, metadata: dict[str, Any], report: IngestReport) -> str:
+        doc_id = str(metadata.get("doc_id", raw.doc_id))
+        raw.doc_id = doc_id
+        meta = {k: v for k, v in metadata.items() if k != "doc_id"}
+        chash = content_hash(raw.data, meta)
+        existing = self.store.document(doc_id)
+        if existing and existing["content_hash"] == chash:
+            report.unchanged.append(doc_id)
+            return "unchanged"
+        try:
+            op = build_op(
+                raw, meta, self.encoder, self._spans, self.config.chunk_tokens,
+                self.config.chunk_overlap, self.config.limits, chash,
+            )
+        except InputError as exc:
+            report.errors.append((raw.source, exc.reason))
+            return "error"
+        self.apply(op)
+        report.added.append(doc_id)
+        report.items += len(op.items)
+        return "added"
+
+    def delete(self, doc_id: str) -> int:
+        """Delete a document (by id, or by the path it was ingested from); return the LSN."""
+        if self.store.document(doc_id) is None:
+            resolved = str(Path(doc_id).resolve())
+            if self.store.document(resolved) is None:
+                raise NotFoundError(f"document {doc_id!r} not found")
+            doc_id = resolved
+        return self.apply(Op(kind=DELETE, doc_id=doc_id))
+
+    # reads -------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+    ) -> SearchResponse:
+        """Rank items for ``query``; ``mode`` is "hybrid" (dense + BM25, RRF), "dense" or "bm25"."""
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; choose one of {list(MODES)}")
+        if k < 1 or k > 1000:
+            raise ConfigError("k must be between 1 and 1000")
+        return self.retriever.search(query, k=k, filters=filters, mode=mode)
+
+    def document(self, doc_id: str) -> dict[str, Any]:
+        doc = self.store.document(doc_id)
+        if doc is None:
+            raise NotFoundError(f"document {doc_id!r} not found")
+        return doc
+
+    def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return self.store.documents(limit, offset)
+
+    def stats(self) -> dict[str, Any]:
+        last = self.store.last_lsn()
+        return {
+            "path": str(self.path) if self.path else ":memory:",
+            "documents": self.store.count_documents(),
+            "items": self.store.count_items(),
+            "lsn": last,
+            "encoder": {"id": self.encoder.id, "version": self.encoder.version},
+            "config": {
+                "backend": self.config.index.backend,
+                "quantization": self.config.index.quantization,
+                "chunk_tokens": self.config.chunk_tokens,
+                "chunk_overlap": self.config.chunk_overlap,
+            },
+            "spaces": {
+                name: {
+                    "vectors": len(index),
+                    "applied_lsn": index.applied_lsn,
+                    "lag": last - index.applied_lsn,
+                    "dim": index.spec.dim if hasattr(index, "spec") else None,
+                }
+                for name, index in self.indexes.items()
+            },
+            "store_bytes": self.store.file_size(),
+        }

@@ -1,0 +1,268 @@
+"""faiss HNSW engine: IndexHNSWFlat / IndexHNSWSQ (fp16, 8bit) / IndexBinaryHNSW (sign bits).
+
+Labels are faiss's sequential positions; we keep our own ``label → key`` array and a sorted
+``key → label`` map (instead of IndexIDMap2) so a filter's allowed keys become a label bitmap with
+one vectorised lookup. HNSW cannot delete: removed labels become tombstones, excluded at search
+time by an ``IDSelectorBitmap`` of live labels, and :meth:`compact` rebuilds without them (run
+automatically once tombstones pass :data:`AUTO_COMPACT_FRACTION`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edgerag._optional import require
+from edgerag.index._util import KeyMap, as_queries, empty_result
+from edgerag.index.base import AnnEngine, IndexConfig
+from edgerag.index.quantize import hamming_to_score
+from edgerag.types import Keys, SearchResult, Vectors
+
+logger = logging.getLogger(__name__)
+
+AUTO_COMPACT_FRACTION = 0.2
+# Below this many queries one OpenMP thread is fastest: faiss parallelises HNSW search over
+# queries only, so extra threads add fork/join cost to a single query and nothing else.
+PARALLEL_MIN_QUERIES = 4
+# faiss QT_8bit trains per-dimension min/max; widen it so later vectors are not clipped.
+SQ_RANGE_MARGIN = 0.05
+# Retrain the scalar quantizer (rebuild) while the index is still small and has grown this much
+# since training: a first batch of 10 vectors must not fix the ranges for a million.
+RETRAIN_GROWTH = 4
+RETRAIN_MAX_TRAINED = 50_000
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+class FaissEngine(AnnEngine):
+    """faiss HNSW with tombstones and native filtering through ``SearchParametersHNSW``."""
+
+    name = "faiss"
+    supports_delete = True  # via tombstones + compaction
+    supports_filter = True
+
+    def __init__(self, dim: int, metric: str, config: IndexConfig) -> None:
+        super().__init__(dim, metric, config)
+        self.faiss: Any = require("faiss")
+        self.binary = config.quantization == "binary"
+        self.vector_source: Callable[[Keys], Vectors] | None = None
+        self._threads = -1
+        self._reset_state()
+
+    # ---------------------------------------------------------------- construction
+
+    def _new_index(self) -> Any:
+        f, cfg = self.faiss, self.config
+        mt = f.METRIC_L2 if self.metric == "l2" else f.METRIC_INNER_PRODUCT
+        q = cfg.quantization
+        if q == "binary":
+            index = f.IndexBinaryHNSW(self._nbits, cfg.connectivity)
+        elif q == "f32":
+            index = f.IndexHNSWFlat(self.dim, cfg.connectivity, mt)
+        else:
+            qt = f.ScalarQuantizer.QT_fp16 if q == "f16" else f.ScalarQuantizer.QT_8bit
+            index = f.IndexHNSWSQ(self.dim, qt, cfg.connectivity, mt)
+            storage = f.downcast_index(index.storage)
+            storage.sq.rangestat_arg = SQ_RANGE_MARGIN
+        index.hnsw.efConstruction = cfg.ef_construction
+        index.hnsw.efSearch = cfg.ef_search
+        return index
+
+    def _reset_state(self) -> None:
+        self._nbits = ((self.dim + 7) // 8) * 8
+        self._index = self._new_index()
+        self._label_keys = np.empty(0, dtype=np.int64)  # label → key, -1 = tombstone
+        self._n_labels = 0
+        self._map = KeyMap()
+        self._tombstones = 0
+        self._trained_on = 0
+        self._live_bitmap: npt.NDArray[np.uint8] | None = None
+
+    def _set_threads(self, n: int) -> None:
+        if n != self._threads:
+            self.faiss.omp_set_num_threads(n)
+            self._threads = n
+
+    def _encode(self, vectors: Vectors) -> npt.NDArray[Any]:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.packbits(v > 0, axis=1) if self.binary else v
+
+    # ---------------------------------------------------------------- mutation
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    @property
+    def tombstones(self) -> int:
+        return self._tombstones
+
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) == 0:
+            return
+        if len(vectors) != len(keys):
+            raise ValueError("keys and vectors differ in length")
+        codes = self._encode(vectors)
+        self._set_threads(_cores())  # graph construction parallelises over the batch
+        if not self.binary and not self._index.is_trained:
+            self._index.train(codes)
+            self._trained_on = len(codes)
+        self._index.add(codes)
+        labels = np.arange(self._n_labels, self._n_labels + len(keys), dtype=np.int64)
+        self._grow_labels(self._n_labels + len(keys))
+        self._label_keys[labels] = keys
+        self._n_labels += len(keys)
+        self._map.insert(keys, labels)
+        self._live_bitmap = None
+        if self._should_retrain():
+            logger.info("retraining scalar quantizer on %d vectors", len(self))
+            self.compact(retrain=True)
+
+    def _should_retrain(self) -> bool:
+        return (
+            self.config.quantization == "int8"
+            and self.vector_source is not None
+            and 0 < self._trained_on < RETRAIN_MAX_TRAINED
+            and len(self) >= RETRAIN_GROWTH * self._trained_on
+        )
+
+    def _grow_labels(self, need: int) -> None:
+        if len(self._label_keys) >= need:
+            return
+        grown = np.full(max(need, 2 * len(self._label_keys), 1024), -1, dtype=np.int64)
+        grown[: self._n_labels] = self._label_keys[: self._n_labels]
+        self._label_keys = grown
+
+    def remove(self, keys: Keys) -> None:
+        labels = self._map.delete(keys)
+        if len(labels) == 0:
+            return
+        self._label_keys[labels] = -1
+        self._tombstones += len(labels)
+        self._live_bitmap = None
+        if self._tombstones > AUTO_COMPACT_FRACTION * max(self._n_labels, 1):
+            self.compact()
+
+    def compact(self, retrain: bool = False) -> None:
+        """Rebuild the graph from live vectors (from ``vector_source`` when set, else decoded)."""
+        if self._tombstones == 0 and not retrain:
+            return
+        live = np.flatnonzero(self._label_keys[: self._n_labels] >= 0)
+        keys = self._label_keys[live].copy()
+        if self.vector_source is not None and not self.binary:
+            vectors = self.vector_source(keys)
+        else:
+            vectors = self._reconstruct(live)
+        logger.info("compacting faiss index: %d live, %d tombstones", len(live), self._tombstones)
+        self._reset_state()
+        if len(keys) == 0:
+            return
+        if self.binary:  # codes are already packed bits: add them as they are
+            self._index.add(vectors)
+            self._label_keys = keys
+            self._n_labels = len(keys)
+            self._map.insert(keys, np.arange(len(keys)))
+        else:
+            self.add(keys, vectors)
+
+    def _reconstruct(self, labels: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        if self.binary:
+            storage = self.faiss.downcast_IndexBinary(self._index.storage)
+            out = np.empty((len(labels), self._nbits // 8), dtype=np.uint8)
+            for i, lab in enumerate(labels):  # only on compaction without a vector source
+                out[i] = storage.reconstruct(int(lab))
+            return out
+        return self._index.reconstruct_batch(labels)
+
+    # ---------------------------------------------------------------- search
+
+    def _bitmap(self, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        mask = np.zeros(self._n_labels, dtype=bool)
+        mask[labels] = True
+        # IDSelectorBitmap tests bit (i & 7) of byte i >> 3: little bit order
+        return np.packbits(mask, bitorder="little")
+
+    def search(
+        self,
+        queries: Vectors,
+        k: int,
+        allowed: np.ndarray | None = None,
+        ef: int | None = None,
+        **_: object,
+    ) -> SearchResult:
+        f = self.faiss
+        q = as_queries(queries, self.dim)
+        nq = len(q)
+        if len(self) == 0 or k <= 0:
+            return empty_result(nq, k)
+        params = f.SearchParametersHNSW()
+        params.efSearch = max(ef or self.config.ef_search, k)
+        bitmap = None
+        if allowed is not None:
+            labels = self._map.lookup(allowed)
+            labels = labels[labels >= 0]
+            if len(labels) == 0:
+                return empty_result(nq, k)
+            bitmap = self._bitmap(labels)
+        elif self._tombstones:
+            if self._live_bitmap is None:
+                self._live_bitmap = self._bitmap(np.flatnonzero(self._label_keys >= 0))
+            bitmap = self._live_bitmap
+        sel = None
+        if bitmap is not None:
+            sel = f.IDSelectorBitmap(self._n_labels, f.swig_ptr(bitmap))
+            params.sel = sel
+        self._set_threads(1 if nq < PARALLEL_MIN_QUERIES else _cores())
+        x = np.packbits(q > 0, axis=1) if self.binary else q
+        dist, labels_out = self._index.search(x, k, params=params)
+        del sel, bitmap  # kept alive until the search returned
+        keys = np.where(labels_out >= 0, self._label_keys[np.maximum(labels_out, 0)], -1)
+        if self.binary:
+            scores = hamming_to_score(dist, self.dim)
+        elif self.metric == "l2":
+            scores = -dist
+        else:
+            scores = dist
+        scores = np.where(keys >= 0, scores, -np.inf).astype(np.float32)
+        return SearchResult(keys, scores)
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        index_path = directory / "faiss.index"
+        labels_path = directory / "faiss.labels.npy"
+        if self.binary:
+            self.faiss.write_index_binary(self._index, str(index_path))
+        else:
+            self.faiss.write_index(self._index, str(index_path))
+        with open(labels_path, "wb") as fh:
+            np.save(fh, self._label_keys[: self._n_labels])
+        return [index_path, labels_path]
+
+    def load(self, directory: Path) -> None:
+        index_path = str(directory / "faiss.index")
+        read = self.faiss.read_index_binary if self.binary else self.faiss.read_index
+        self._index = read(index_path)
+        self._label_keys = np.load(directory / "faiss.labels.npy").astype(np.int64)
+        self._n_labels = len(self._label_keys)
+        if self._index.ntotal != self._n_labels:
+            raise ValueError(
+                f"faiss index holds {self._index.ntotal} vectors, labels file {self._n_labels}"
+            )
+        self._map = KeyMap()
+        self._map.rebuild(self._label_keys)
+        self._tombstones = int((self._label_keys < 0).sum())
+        self._trained_on = RETRAIN_MAX_TRAINED  # don't retrain a loaded index on growth
+        self._live_bitmap = None
+
+    def close(self) -> None:
+        self._index = None

@@ -1,0 +1,269 @@
+"""Original float32 vectors on disk, memory-mapped: the ground truth for rescoring and exact scans.
+
+One append-only file of raw little-endian float32 rows (``originals-<gen>.f32``) plus an in-memory
+row → key array (-1 = dead row) and a sorted key → row map. Upserting appends a new row and kills
+the old one; :meth:`Originals.compact` copies the live rows into the next generation's file.
+
+Why append-only: the rows a checkpoint covers are never rewritten, so a checkpoint only has to
+hash the bytes appended since the previous one (manifest *segments*), and a crash after the
+checkpoint can only leave extra bytes at the end, which :meth:`Originals.load` truncates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from edgerag.errors import NotFoundError
+from edgerag.index._util import KeyMap, empty_result, merge_topk, topk
+from edgerag.index.quantize import rowwise_similarity, similarity
+from edgerag.types import Keys, SearchResult, Vectors
+
+logger = logging.getLogger(__name__)
+
+_SCAN_BLOCK = 65_536  # rows per block of a full scan: bounds the (nq, block) score matrix
+_HASH_CHUNK = 16 << 20
+
+
+def data_file_name(generation: int) -> str:
+    return f"originals-{generation:06d}.f32"
+
+
+def hash_file_range(path: Path, offset: int, length: int) -> str:
+    """sha256 hex of ``length`` bytes of ``path`` from ``offset``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        left = length
+        while left > 0:
+            chunk = fh.read(min(_HASH_CHUNK, left))
+            if not chunk:
+                raise EOFError(f"{path} ends {left} bytes before offset {offset + length}")
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
+
+
+class Originals:
+    """Memory-mapped float32 vectors keyed by int64, with tombstones and compaction."""
+
+    def __init__(self, directory: Path, dim: int, generation: int = 1) -> None:
+        self.directory = directory
+        self.dim = dim
+        self.generation = generation
+        self.row_bytes = 4 * dim
+        self._rows = 0  # rows in the data file (live + dead)
+        self._row_keys = np.empty(0, dtype=np.int64)
+        self._map = KeyMap()
+        self._arr: npt.NDArray[np.float32] | None = None  # ndarray view of the memmap
+        self._fh: BinaryIO | None = None
+        self.segments: list[dict[str, object]] = []  # checksummed prefix, in order
+        self.obsolete: list[Path] = []  # old data files to delete after the next checkpoint
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def path(self) -> Path:
+        return self.directory / data_file_name(self.generation)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def keys(self) -> Keys:
+        """Live keys, sorted."""
+        return self._map.keys().copy()
+
+    def row_keys(self) -> npt.NDArray[np.int64]:
+        return self._row_keys[: self._rows]
+
+    def lookup(self, keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Rows of ``keys`` (-1 where absent)."""
+        return self._map.lookup(keys)
+
+    def _remap(self) -> None:
+        if self._rows == 0:
+            self._arr = None
+            return
+        mm = np.memmap(self.path, dtype="<f4", mode="r", shape=(self._rows, self.dim))
+        self._arr = mm.view(np.ndarray)  # plain ndarray over the mapping: cheaper indexing
+
+    # ------------------------------------------------------------------ mutation
+
+    def append(self, keys: Keys, vectors: Vectors) -> None:
+        """Append rows for keys that are not live (callers remove replaced keys first)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        v = np.ascontiguousarray(vectors, dtype="<f4")
+        if len(keys) == 0:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for appends
+        self._fh.seek(0, os.SEEK_END)
+        self._fh.write(v.tobytes())
+        self._fh.flush()  # makes the rows visible to the mmap through the page cache
+        rows = np.arange(self._rows, self._rows + len(keys), dtype=np.int64)
+        if len(self._row_keys) < self._rows + len(keys):
+            grown = np.full(max(self._rows + len(keys), 2 * len(self._row_keys)), -1, np.int64)
+            grown[: self._rows] = self._row_keys[: self._rows]
+            self._row_keys = grown
+        self._row_keys[rows] = keys
+        self._rows += len(keys)
+        self._map.insert(keys, rows)
+        self._remap()
+
+    def remove(self, keys: npt.ArrayLike) -> int:
+        """Kill the rows of ``keys``; unknown keys are ignored. Returns how many were live."""
+        rows = self._map.delete(keys)
+        self._row_keys[rows] = -1
+        return len(rows)
+
+    @property
+    def dead_fraction(self) -> float:
+        return 0.0 if self._rows == 0 else 1.0 - len(self) / self._rows
+
+    def compact(self) -> None:
+        """Copy live rows into the next generation's file; the old file becomes obsolete."""
+        live = np.flatnonzero(self._row_keys[: self._rows] >= 0)
+        old_path = self.path
+        self.close_file()
+        self.generation += 1
+        h = hashlib.sha256()
+        with open(self.path, "wb") as out:
+            for start in range(0, len(live), _SCAN_BLOCK):
+                assert self._arr is not None
+                chunk = np.ascontiguousarray(self._arr[live[start : start + _SCAN_BLOCK]]).tobytes()
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        keys = self._row_keys[live].copy()
+        self._rows = len(live)
+        self._row_keys = keys
+        self._map.rebuild(keys)
+        self.segments = (
+            [{"offset": 0, "length": self._rows * self.row_bytes, "sha256": h.hexdigest()}]
+            if self._rows
+            else []
+        )
+        self._arr = None
+        self._remap()
+        if old_path.exists():
+            self.obsolete.append(old_path)
+        logger.info("compacted originals into %s (%d rows)", self.path.name, self._rows)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, keys: npt.ArrayLike) -> Vectors:
+        """Original vectors of ``keys`` (n, dim); raises :class:`NotFoundError` for absent keys."""
+        rows = self._map.lookup(keys)
+        if np.any(rows < 0):
+            missing = np.asarray(keys, dtype=np.int64)[rows < 0]
+            raise NotFoundError(f"{len(missing)} keys not in the index, e.g. {int(missing[0])}")
+        if self._arr is None:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self._arr[rows]
+
+    def rescore(
+        self, queries: Vectors, result: SearchResult, k: int, metric: str
+    ) -> SearchResult:
+        """Exact scores of each query's candidates, re-ranked to the top-k."""
+        cand = result.keys
+        nq, c = cand.shape
+        if self._arr is None or c == 0:
+            return topk(result.scores, cand, k)
+        rows = self._map.lookup(cand)
+        valid = rows >= 0
+        vecs = self._arr[np.where(valid, rows, 0)]  # (nq, c, dim): only the candidates' pages
+        scores = rowwise_similarity(queries, vecs, metric)
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        return topk(scores, np.where(valid, cand, -1), k)
+
+    def scan(
+        self, queries: Vectors, k: int, metric: str, allowed: Keys | None = None
+    ) -> SearchResult:
+        """Exact top-k over all live rows, or over the live rows of ``allowed``."""
+        nq = len(queries)
+        result = empty_result(nq, k)
+        if self._arr is None or k <= 0:
+            return result
+        if allowed is not None:
+            rows = self._map.lookup(allowed)
+            rows = np.sort(rows[rows >= 0])
+            for start in range(0, len(rows), _SCAN_BLOCK):
+                block = rows[start : start + _SCAN_BLOCK]
+                scores = similarity(queries, self._arr[block], metric)
+                part = topk(scores, self._row_keys[block], k)
+                result = part if start == 0 else merge_topk(result, part, k)
+            return result
+        for start in range(0, self._rows, _SCAN_BLOCK):
+            stop = min(start + _SCAN_BLOCK, self._rows)
+            scores = similarity(queries, self._arr[start:stop], metric)
+            block_keys = self._row_keys[start:stop]
+            scores[:, block_keys < 0] = -np.inf  # dead rows
+            result = merge_topk(result, topk(scores, block_keys, k), k)
+        return result
+
+    # ------------------------------------------------------------------ persistence
+
+    def sync(self) -> dict[str, object]:
+        """fsync the data file and checksum the rows appended since the last call.
+
+        Returns the manifest entry describing the durable prefix.
+        """
+        end = self._rows * self.row_bytes
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        hashed = sum(int(s["length"]) for s in self.segments)  # type: ignore[call-overload]
+        if end > hashed:
+            digest = hash_file_range(self.path, hashed, end - hashed)
+            self.segments.append({"offset": hashed, "length": end - hashed, "sha256": digest})
+        return {
+            "file": self.path.name,
+            "generation": self.generation,
+            "rows": self._rows,
+            "segments": [dict(s) for s in self.segments],
+        }
+
+    def save_rows(self, path: Path) -> Path:
+        with open(path, "wb") as fh:
+            np.save(fh, self._row_keys[: self._rows])
+        return path
+
+    def load(self, entry: dict[str, object], rows_path: Path) -> None:
+        """Adopt a checkpointed state (checksums already verified) and drop any later tail."""
+        self.generation = int(entry["generation"])  # type: ignore[call-overload]
+        self._rows = int(entry["rows"])  # type: ignore[call-overload]
+        self.segments = [dict(s) for s in entry["segments"]]  # type: ignore[attr-defined]
+        row_keys = np.load(rows_path).astype(np.int64)
+        if len(row_keys) != self._rows:
+            raise ValueError(f"{rows_path.name} has {len(row_keys)} rows, expected {self._rows}")
+        self._row_keys = row_keys
+        self._map.rebuild(row_keys)
+        end = self._rows * self.row_bytes
+        if self.path.exists() and self.path.stat().st_size > end:
+            # rows appended after this checkpoint: the op log replays them
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+        elif self._rows and not self.path.exists():
+            raise FileNotFoundError(self.path)
+        self._remap()
+
+    def close_file(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def close(self) -> None:
+        self.close_file()
+        self._arr = None

@@ -1,0 +1,144 @@
+"""Inputs → ops: read, hash, extract, chunk and encode one document at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from edgerag.encoders.base import TextEncoder
+from edgerag.errors import InputError, InputTooLargeError
+from edgerag.ingest.chunking import TokenSpans, chunk_pages
+from edgerag.ingest.extract import extract, supported_suffixes
+from edgerag.ingest.limits import Limits
+from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
+from edgerag.types import item_key
+
+logger = logging.getLogger(__name__)
+
+TEXT_SPACE = "text"
+
+# What ``Engine.ingest`` accepts: a path, raw bytes with a name, or many of them.
+InputLike = Union[str, Path, tuple[str, bytes]]
+
+
+@dataclass
+class RawInput:
+    source: str  # shown in errors and results
+    doc_id: str
+    data: bytes
+
+
+def expand_inputs(
+    inputs: InputLike | Iterable[InputLike], limits: Limits
+) -> Iterator[RawInput | InputError]:
+    """Yield one raw input per file (directories are walked); problems are yielded, not raised,
+    so one bad file never stops a batch."""
+    if isinstance(inputs, str | Path | tuple):
+        inputs = [inputs]  # type: ignore[list-item]
+    for item in inputs:  # type: ignore[union-attr]
+        if isinstance(item, tuple):
+            name, data = item
+            if len(data) > limits.max_file_bytes:
+                yield InputTooLargeError(name, _too_large(len(data), limits))
+            else:
+                yield RawInput(source=name, doc_id=name, data=bytes(data))
+            continue
+        yield from _expand_path(Path(item), limits)
+
+
+def _expand_path(path: Path, limits: Limits) -> Iterator[RawInput | InputError]:
+    if path.is_dir():
+        suffixes = supported_suffixes()
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            if child.suffix.lower() in suffixes:
+                yield from _expand_path(child, limits)
+        return
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            yield InputTooLargeError(source, _too_large(size, limits))
+            return
+        data = path.read_bytes()
+    except FileNotFoundError:
+        yield InputError(source, "no such file")
+        return
+    except OSError as exc:
+        yield InputError(source, f"cannot read: {exc.strerror or exc}")
+        return
+    yield RawInput(source=source, doc_id=str(path.resolve()), data=data)
+
+
+def _too_large(size: int, limits: Limits) -> str:
+    return f"{size:,} bytes is over the {limits.max_file_bytes:,}-byte limit (max_file_bytes)"
+
+
+def content_hash(data: bytes, metadata: Mapping[str, Any]) -> str:
+    """Hash of content + metadata: changing either re-ingests, changing neither is a no-op."""
+    h = hashlib.sha256(data)
+    h.update(repr(sorted(metadata.items())).encode())
+    return h.hexdigest()
+
+
+def build_op(
+    raw: RawInput,
+    metadata: Mapping[str, Any],
+    encoder: TextEncoder,
+    spans: TokenSpans,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    limits: Limits,
+    chash: str,
+) -> Op:
+    """Extract, chunk and encode one input into an upsert op (raises InputError)."""
+    extracted = extract(raw.source, raw.data, limits)
+    chunks = chunk_pages(
+        extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap
+    )
+    if not chunks:
+        raise InputError(raw.source, "no text to index")
+    items = [
+        ItemRecord(
+            key=item_key(raw.doc_id, c.position),
+            item_id=f"{raw.doc_id}#{c.position}",
+            position=c.position,
+            modality=c.modality.value,
+            text=c.text,
+            page=c.page,
+            char_start=c.char_start,
+            char_end=c.char_end,
+            t_start=c.t_start,
+            t_end=c.t_end,
+            metadata=dict(c.metadata),
+        )
+        for c in chunks
+    ]
+    vectors = encoder.encode([c.text for c in chunks])
+    keys = [it.key for it in items]
+    document = DocumentRecord(
+        doc_id=raw.doc_id,
+        source=raw.source,
+        modality=extracted.modality.value,
+        mime=extracted.mime,
+        content_hash=chash,
+        size=len(raw.data),
+        title=extracted.title,
+        metadata={**extracted.metadata, **dict(metadata)},
+    )
+    return Op(
+        kind=UPSERT,
+        doc_id=raw.doc_id,
+        document=document,
+        items=items,
+        vectors={
+            TEXT_SPACE: SpaceVectors(
+                encoder.id, encoder.version, np.array(keys, dtype=np.int64), vectors
+            )
+        },
+    )

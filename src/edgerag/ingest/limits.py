@@ -1,0 +1,33 @@
+"""Size limits applied while ingesting, so one hostile or oversized input can't exhaust a node."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on one input. Going over any of them raises ``InputTooLargeError``.
+
+    Attributes:
+        max_file_bytes: Size of the raw file.
+        max_pdf_pages: Page count of a PDF, checked before any page is parsed.
+        max_text_chars: Characters of extracted text (all pages together).
+    """
+
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_pdf_pages: int = 2000
+    max_text_chars: int = 20_000_000
+
+
+def human_bytes(n: int) -> str:
+    """Format a byte count for error messages, e.g. ``"52.4 MB"``."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,137 @@
+"""Retriever: encode → (filter) → ANN and/or BM25 → fuse (RRF) → hydrate, with stage timings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgerag.retrieval.filters import Filters
+from edgerag.retrieval.fusion import reciprocal_rank_fusion
+from edgerag.retrieval.text_query import fts_match
+from edgerag.types import Hit, SearchResponse
+
+if TYPE_CHECKING:
+    from edgerag.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._last = self._t0
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+    def total(self) -> dict[str, float]:
+        self.ms["total"] = (time.perf_counter() - self._t0) * 1000
+        return self.ms
+
+
+class FilterCache:
+    """Allowed-key sets by (filter, LSN): a repeated filter costs one SQL scan per write."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._data: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, engine: Engine, filters: Filters, lsn: int) -> np.ndarray:
+        key = (json.dumps(filters, sort_keys=True, default=str), lsn)
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        allowed = engine.store.filter_keys(filters)
+        with self._lock:
+            self._data[key] = allowed
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return allowed
+
+
+class Retriever:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.filters = FilterCache()
+
+    def search(self, query: str, k: int, filters: Filters | None, mode: str) -> SearchResponse:
+        timer = _Timer()
+        engine = self.engine
+        n_candidates = max(k, engine.config.candidates) if mode == "hybrid" else k
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        plan = []
+        allowed = None
+        if filters:
+            allowed = self.filters.get(engine, filters, engine.store.last_lsn())
+            timer.lap("filter")
+            if len(allowed) == 0:
+                return SearchResponse([], timer.total(), mode, "filter allows nothing")
+        if mode in ("hybrid", "dense"):
+            vector = engine.encoder.encode([query])
+            timer.lap("encode")
+            result, how = engine.indexes["text"].search(vector, n_candidates, allowed)
+            rankings["dense"] = [
+                (int(key), float(score))
+                for key, score in zip(result.keys[0], result.scores[0], strict=True)
+                if key >= 0
+            ]
+            plan.append(how)
+            timer.lap("ann")
+        if mode in ("hybrid", "bm25"):
+            rankings["bm25"] = engine.store.bm25(fts_match(query), n_candidates, filters)
+            plan.append("bm25")
+            timer.lap("bm25")
+        if mode == "hybrid":
+            fused = reciprocal_rank_fusion(list(rankings.values()), limit=k, k=engine.config.rrf_k)
+            timer.lap("fuse")
+        else:
+            fused = next(iter(rankings.values()))[:k]
+        hits = self._hydrate(fused, rankings)
+        timer.lap("hydrate")
+        return SearchResponse(hits, timer.total(), mode, " + ".join(plan))
+
+    def _hydrate(
+        self, fused: list[tuple[int, float]], rankings: dict[str, list[tuple[int, float]]]
+    ) -> list[Hit]:
+        rows = self.engine.store.items([key for key, _ in fused])
+        components = {name: dict(r) for name, r in rankings.items()}
+        hits = []
+        for key, score in fused:
+            row = rows.get(key)
+            if row is None:  # deleted between ranking and hydration
+                continue
+            scores = {n: c[key] for n, c in components.items() if key in c}
+            if len(rankings) > 1:
+                scores["rrf"] = score
+            hits.append(_hit(row, score, scores))
+        return hits
+
+
+def _hit(row: dict[str, Any], score: float, scores: dict[str, float]) -> Hit:
+    return Hit(
+        key=row["key"],
+        id=row["item_id"],
+        doc_id=row["doc_id"],
+        source=row["source"],
+        modality=row["modality"],
+        score=round(score, 6),
+        text=row["text"],
+        page=row["page"],
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        t_start=row["t_start"],
+        t_end=row["t_end"],
+        metadata=row["metadata"],
+        scores={k: round(v, 6) for k, v in scores.items()},
+    )

@@ -1,0 +1,24 @@
+"""Turning a user's question into a safe FTS5 MATCH expression."""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Function words that only dilute BM25 on short questions.
+STOPWORDS = frozenset(
+    "a an and are as at be by can do does for from how i in is it my of on or the to what when "
+    "where which who why with you your should we this that".split()
+)
+
+
+def fts_match(query: str) -> str:
+    """OR of the query's quoted terms (stopwords dropped unless nothing else is left).
+
+    Quoting every term means user punctuation (``E-107?``, ``"``, ``*``) can never be read as
+    FTS5 syntax.
+    """
+    terms = [t.lower() for t in _TOKEN.findall(query)]
+    content = [t for t in terms if t not in STOPWORDS] or terms
+    unique = list(dict.fromkeys(content))
+    return " OR ".join(f'"{t}"' for t in unique)

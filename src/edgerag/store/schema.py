@@ -1,0 +1,56 @@
+"""Numbered schema migrations; ``meta.schema_version`` says how far a store has come."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: documents, items, vectors, FTS5, op log
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE spaces (
+        name TEXT PRIMARY KEY, encoder TEXT NOT NULL, version TEXT NOT NULL,
+        dim INTEGER NOT NULL, metric TEXT NOT NULL
+    );
+    CREATE TABLE documents (
+        doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, modality TEXT NOT NULL,
+        mime TEXT NOT NULL, content_hash TEXT NOT NULL, size INTEGER NOT NULL,
+        title TEXT, metadata TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL, updated REAL NOT NULL, lsn INTEGER NOT NULL
+    );
+    CREATE INDEX documents_source ON documents(source);
+    CREATE TABLE items (
+        key INTEGER PRIMARY KEY, item_id TEXT NOT NULL UNIQUE,
+        doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+        position INTEGER NOT NULL, modality TEXT NOT NULL, text TEXT NOT NULL,
+        page INTEGER, char_start INTEGER, char_end INTEGER, t_start REAL, t_end REAL,
+        metadata TEXT NOT NULL DEFAULT '{}', thumbnail BLOB
+    );
+    CREATE INDEX items_doc ON items(doc_id, position);
+    CREATE INDEX items_modality ON items(modality);
+    CREATE TABLE vectors (
+        space TEXT NOT NULL, key INTEGER NOT NULL, encoder TEXT NOT NULL,
+        version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (space, key)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE items_fts USING fts5(text, tokenize = 'porter unicode61');
+    CREATE TABLE oplog (
+        lsn INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,
+        doc_id TEXT NOT NULL, content_hash TEXT, keys BLOB NOT NULL,
+        origin TEXT NOT NULL DEFAULT '', origin_lsn INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX oplog_doc ON oplog(doc_id);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations in one transaction each; return the schema version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 0
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        script = script.replace("CREATE TABLE meta ", "CREATE TABLE IF NOT EXISTS meta ")
+        conn.executescript(f"BEGIN; {script}; INSERT OR REPLACE INTO meta VALUES "
+                           f"('schema_version', '{number}'); COMMIT;")
+        version = number
+    return version

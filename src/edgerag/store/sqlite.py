@@ -1,0 +1,432 @@
+"""The collection store: SQLite in WAL mode, one writer, a read connection per thread.
+
+Rows (documents, items, vectors, FTS5) and the op-log row that records the change are written
+in one transaction, so the log never disagrees with the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
+from edgerag.retrieval.filters import Filters, where_clause
+from edgerag.store.ops import DELETE, UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
+from edgerag.store.schema import migrate
+from edgerag.types import SpaceSpec
+
+logger = logging.getLogger(__name__)
+
+ITEM_COLUMNS = (
+    "i.key, i.item_id, i.doc_id, i.position, i.modality, i.text, i.page, i.char_start, "
+    "i.char_end, i.t_start, i.t_end, i.metadata, d.source, d.title"
+)
+
+
+class StoreError(EdgeRagError):
+    """The database could not be opened or written."""
+
+
+def _keys_blob(keys: Any) -> bytes:
+    return np.asarray(sorted(set(int(k) for k in keys)), dtype="<i8").tobytes()
+
+
+class Store:
+    """SQLite store of one collection. ``path=None`` keeps it in memory (tests)."""
+
+    def __init__(self, path: Path | None, synchronous: str = "FULL") -> None:
+        if path is None:
+            self._uri = f"file:edgerag-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        else:
+            self._uri = f"file:{path}"
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        try:
+            self._writer = self._connect(write=True)
+            migrate(self._writer)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open store: {exc}") from exc
+
+    # connections -------------------------------------------------------------------------
+    def _connect(self, write: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if write:
+            if "mode=memory" not in self._uri:
+                conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: an acknowledged write survives power loss, not only a process crash.
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted text does not linger in pages
+        else:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(write=False)
+            self._local.conn = conn
+            self._readers().append(conn)
+        return conn
+
+    def _readers(self) -> list[sqlite3.Connection]:
+        if not hasattr(self, "_all_readers"):
+            self._all_readers: list[sqlite3.Connection] = []
+        return self._all_readers
+
+    def close(self) -> None:
+        for conn in self._readers():
+            conn.close()
+        self._all_readers = []
+        self._writer.close()
+
+    # spaces ------------------------------------------------------------------------------
+    def spaces(self) -> dict[str, SpaceSpec]:
+        rows = self._reader.execute("SELECT name, encoder, version, dim, metric FROM spaces")
+        return {r[0]: SpaceSpec(*r) for r in rows}
+
+    def put_space(self, spec: SpaceSpec) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR REPLACE INTO spaces VALUES (?, ?, ?, ?, ?)",
+                (spec.name, spec.encoder, spec.version, spec.dim, spec.metric),
+            )
+
+    # writes ------------------------------------------------------------------------------
+    def apply(self, op: Op) -> int:
+        """Apply ``op`` and append it to the op log atomically; return its LSN."""
+        if op.kind not in (UPSERT, DELETE):
+            raise ConfigError(f"unknown op kind {op.kind!r}")
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                touched = self._apply_rows(conn, op)
+                cur = conn.execute(
+                    "INSERT INTO oplog (ts, kind, doc_id, content_hash, keys, origin, origin_lsn)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        op.ts,
+                        op.kind,
+                        op.doc_id,
+                        op.document.content_hash if op.document else None,
+                        _keys_blob(touched),
+                        op.origin,
+                        op.origin_lsn,
+                    ),
+                )
+                lsn = int(cur.lastrowid or 0)
+                conn.execute("UPDATE documents SET lsn = ? WHERE doc_id = ?", (lsn, op.doc_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        op.lsn = lsn
+        return lsn
+
+    def _apply_rows(self, conn: sqlite3.Connection, op: Op) -> set[int]:
+        old = {r[0] for r in conn.execute("SELECT key FROM items WHERE doc_id = ?", (op.doc_id,))}
+        if op.kind == DELETE:
+            self._delete_keys(conn, old)
+            conn.execute("DELETE FROM documents WHERE doc_id = ?", (op.doc_id,))
+            return old
+        if op.document is None:
+            raise ConfigError(f"upsert op for {op.doc_id!r} carries no document")
+        new = {item.key for item in op.items}
+        self._delete_keys(conn, old - new)
+        self._put_document(conn, op.document, op.ts)
+        self._put_items(conn, op.doc_id, op.items, op.document.metadata)
+        for space, sv in op.vectors.items():
+            self._put_vectors(conn, space, sv)
+        return old | new
+
+    @staticmethod
+    def _delete_keys(conn: sqlite3.Connection, keys: set[int]) -> None:
+        for key in keys:
+            conn.execute("DELETE FROM items WHERE key = ?", (key,))
+            conn.execute("DELETE FROM items_fts WHERE rowid = ?", (key,))
+            conn.execute("DELETE FROM vectors WHERE key = ?", (key,))
+
+    @staticmethod
+    def _put_document(conn: sqlite3.Connection, doc: DocumentRecord, ts: float) -> None:
+        conn.execute(
+            "INSERT INTO documents (doc_id, source, modality, mime, content_hash, size, title,"
+            " metadata, created, updated, lsn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+            " ON CONFLICT(doc_id) DO UPDATE SET source=excluded.source,"
+            " modality=excluded.modality, mime=excluded.mime,"
+            " content_hash=excluded.content_hash, size=excluded.size, title=excluded.title,"
+            " metadata=excluded.metadata, updated=excluded.updated",
+            (
+                doc.doc_id,
+                doc.source,
+                doc.modality,
+                doc.mime,
+                doc.content_hash,
+                doc.size,
+                doc.title,
+                json.dumps(doc.metadata),
+                ts,
+                ts,
+            ),
+        )
+
+    @staticmethod
+    def _put_items(
+        conn: sqlite3.Connection, doc_id: str, items: list[ItemRecord], doc_meta: dict[str, Any]
+    ) -> None:
+        for it in items:
+            meta = {**doc_meta, **it.metadata}
+            conn.execute(
+                "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    it.key,
+                    it.item_id,
+                    doc_id,
+                    it.position,
+                    it.modality,
+                    it.text,
+                    it.page,
+                    it.char_start,
+                    it.char_end,
+                    it.t_start,
+                    it.t_end,
+                    json.dumps(meta),
+                    it.thumbnail,
+                ),
+            )
+            conn.execute("DELETE FROM items_fts WHERE rowid = ?", (it.key,))
+            conn.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (it.key, it.text))
+
+    @staticmethod
+    def _put_vectors(conn: sqlite3.Connection, space: str, sv: SpaceVectors) -> None:
+        vecs = np.ascontiguousarray(sv.vectors, dtype="<f4")
+        conn.executemany(
+            "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)",
+            (
+                (space, int(k), sv.encoder, sv.version, vecs[i].tobytes())
+                for i, k in enumerate(sv.keys)
+            ),
+        )
+
+    # reads -------------------------------------------------------------------------------
+    def last_lsn(self) -> int:
+        row = self._reader.execute("SELECT COALESCE(MAX(lsn), 0) FROM oplog").fetchone()
+        return int(row[0])
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        cur = self._reader.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        doc = dict(zip([c[0] for c in cur.description], row, strict=True))
+        doc["metadata"] = json.loads(doc["metadata"])
+        doc["items"] = self._reader.execute(
+            "SELECT COUNT(*) FROM items WHERE doc_id = ?", (doc_id,)
+        ).fetchone()[0]
+        return doc
+
+    def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        cur = self._reader.execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM items i WHERE i.doc_id = d.doc_id) AS items"
+            " FROM documents d ORDER BY d.created, d.doc_id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur:
+            doc = dict(zip(names, row, strict=True))
+            doc["metadata"] = json.loads(doc["metadata"])
+            out.append(doc)
+        return out
+
+    def doc_keys(self, doc_id: str) -> list[int]:
+        rows = self._reader.execute(
+            "SELECT key FROM items WHERE doc_id = ? ORDER BY position", (doc_id,)
+        )
+        return [r[0] for r in rows]
+
+    def keys_touched_since(self, lsn: int) -> np.ndarray:
+        """Every item key changed by an op after ``lsn`` (index catch-up)."""
+        blobs = self._reader.execute("SELECT keys FROM oplog WHERE lsn > ?", (lsn,))
+        parts = [np.frombuffer(b[0], dtype="<i8") for b in blobs]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts)).astype(np.int64)
+
+    def vectors(self, space: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(present_keys, vectors)`` for those of ``keys`` that have a vector in ``space``."""
+        found_keys: list[int] = []
+        found: list[bytes] = []
+        conn = self._reader
+        for start in range(0, len(keys), 500):
+            chunk = [int(k) for k in keys[start : start + 500]]
+            rows = conn.execute(
+                f"SELECT key, vector FROM vectors WHERE space = ? AND key IN "
+                f"({','.join('?' * len(chunk))})",
+                (space, *chunk),
+            )
+            for key, blob in rows:
+                found_keys.append(key)
+                found.append(blob)
+        return _to_arrays(found_keys, found)
+
+    def iter_vectors(self, space: str, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All vectors of a space in key order, batch by batch (index rebuild)."""
+        last = -(2**63)
+        while True:
+            rows = self._reader.execute(
+                "SELECT key, vector FROM vectors WHERE space = ? AND key > ? ORDER BY key LIMIT ?",
+                (space, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield _to_arrays([r[0] for r in rows], [r[1] for r in rows])
+
+    def stale_keys(self, space: str, encoder: str, version: str) -> np.ndarray:
+        rows = self._reader.execute(
+            "SELECT key FROM vectors WHERE space = ? AND (encoder != ? OR version != ?)",
+            (space, encoder, version),
+        )
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def items(self, keys: list[int]) -> dict[int, dict[str, Any]]:
+        """Item rows (joined with their document's source) by key."""
+        out: dict[int, dict[str, Any]] = {}
+        conn = self._reader
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            cur = conn.execute(
+                f"SELECT {ITEM_COLUMNS} FROM items i JOIN documents d ON d.doc_id = i.doc_id"
+                f" WHERE i.key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            names = [c[0] for c in cur.description]
+            for row in cur:
+                item = dict(zip(names, row, strict=True))
+                item["metadata"] = json.loads(item["metadata"])
+                out[item["key"]] = item
+        return out
+
+    def thumbnail(self, key: int) -> bytes | None:
+        row = self._reader.execute("SELECT thumbnail FROM items WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"item {key} not found")
+        return row[0]  # type: ignore[no-any-return]
+
+    def filter_keys(self, filters: Filters) -> np.ndarray:
+        """Sorted keys of every item the filter allows (evaluated in SQLite)."""
+        where, params = where_clause(filters)
+        rows = self._reader.execute(
+            f"SELECT i.key FROM items i JOIN documents d ON d.doc_id = i.doc_id WHERE {where}"
+            " ORDER BY i.key",
+            params,
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def bm25(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top-k ``(key, score)`` by FTS5 BM25 (score: higher is better)."""
+        if not match:
+            return []
+        where, params = where_clause(filters)
+        join = "" if not filters else " JOIN items i ON i.key = f.rowid JOIN documents d ON d.doc_id = i.doc_id"
+        cond = "" if not filters else f" AND {where}"
+        try:
+            rows = self._reader.execute(
+                f"SELECT f.rowid, -bm25(items_fts) AS s FROM items_fts f{join}"
+                f" WHERE items_fts MATCH ?{cond} ORDER BY s DESC LIMIT ?",
+                (match, *params, k),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(f"bad full-text query {match!r}: {exc}") from exc
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def count_items(self) -> dict[str, int]:
+        rows = self._reader.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality")
+        return {r[0]: r[1] for r in rows}
+
+    def count_documents(self) -> int:
+        return int(self._reader.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def oplog(self, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        cur = self._reader.execute(
+            "SELECT lsn, ts, kind, doc_id, content_hash, keys, origin, origin_lsn FROM oplog"
+            " WHERE lsn > ? ORDER BY lsn LIMIT ?",
+            (since, limit),
+        )
+        out = []
+        for lsn, ts, kind, doc_id, chash, keys, origin, olsn in cur:
+            out.append(
+                {
+                    "lsn": lsn,
+                    "ts": ts,
+                    "kind": kind,
+                    "doc_id": doc_id,
+                    "content_hash": chash,
+                    "keys": np.frombuffer(keys, dtype="<i8").astype(np.int64),
+                    "origin": origin,
+                    "origin_lsn": olsn,
+                }
+            )
+        return out
+
+    def materialize(self, doc_id: str, ts: float | None = None) -> Op:
+        """The full op that recreates ``doc_id``'s current state (or deletes it)."""
+        doc = self.document(doc_id)
+        if doc is None:
+            return Op(kind=DELETE, doc_id=doc_id, ts=ts or time.time())
+        record = DocumentRecord(
+            doc_id=doc_id,
+            source=doc["source"],
+            modality=doc["modality"],
+            mime=doc["mime"],
+            content_hash=doc["content_hash"],
+            size=doc["size"],
+            title=doc["title"],
+            metadata=doc["metadata"],
+        )
+        keys = self.doc_keys(doc_id)
+        rows = self.items(keys)
+        items = []
+        for key in keys:
+            r = rows[key]
+            meta = {k: v for k, v in r["metadata"].items() if record.metadata.get(k) != v}
+            items.append(
+                ItemRecord(
+                    key=key, item_id=r["item_id"], position=r["position"],
+                    modality=r["modality"], text=r["text"], page=r["page"],
+                    char_start=r["char_start"], char_end=r["char_end"], t_start=r["t_start"],
+                    t_end=r["t_end"], metadata=meta, thumbnail=self.thumbnail(key),
+                )
+            )
+        vectors = {}
+        key_array = np.array(keys, dtype=np.int64)
+        for name, spec in self.spaces().items():
+            present, vecs = self.vectors(name, key_array)
+            if len(present):
+                vectors[name] = SpaceVectors(spec.encoder, spec.version, present, vecs)
+        return Op(kind=UPSERT, doc_id=doc_id, document=record, items=items, vectors=vectors,
+                  ts=ts or time.time())
+
+    def file_size(self) -> int:
+        page = self._reader.execute("PRAGMA page_count").fetchone()[0]
+        size = self._reader.execute("PRAGMA page_size").fetchone()[0]
+        return int(page * size)
+
+
+def _to_arrays(keys: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
+    return np.array(keys, dtype=np.int64), vecs.astype(np.float32)

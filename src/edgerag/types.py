@@ -1,0 +1,136 @@
+"""Small value types shared by every layer."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]  # (n, dim), rows L2-normalised for the cosine metric
+Keys = npt.NDArray[np.int64]  # (n,) item keys
+
+
+class Modality(str, Enum):
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+def item_key(doc_id: str, position: int) -> int:
+    """Stable signed 63-bit key of an item, derived from its document id and position.
+
+    Stable keys make replaying an op idempotent and let every replica agree on ids.
+    """
+    digest = hashlib.blake2b(f"{doc_id}\x00{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Batch result of a vector search: ``keys`` (nq, k) padded with -1, ``scores`` (nq, k).
+
+    Scores are similarities: higher is better (cosine / inner product).
+    """
+
+    keys: Keys
+    scores: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A named vector space of a collection."""
+
+    name: str
+    encoder: str
+    version: str
+    dim: int
+    metric: str = "cos"  # "cos" | "ip" | "l2"
+
+
+@dataclass
+class Chunk:
+    """One item's content before encoding: text plus provenance."""
+
+    text: str
+    position: int
+    modality: Modality = Modality.TEXT
+    page: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """One ranked search result with its provenance and per-component scores."""
+
+    key: int
+    id: str
+    doc_id: str
+    source: str
+    modality: str
+    score: float
+    text: str
+    page: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "modality": self.modality,
+            "score": self.score,
+            "text": self.text,
+            "page": self.page,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "metadata": self.metadata,
+            "scores": self.scores,
+        }
+
+
+@dataclass
+class SearchResponse:
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    mode: str
+    plan: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hits": [h.to_dict() for h in self.hits],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "mode": self.mode,
+            "plan": self.plan,
+        }
+
+
+@dataclass
+class IngestReport:
+    """What one ``ingest`` call did, input by input."""
+
+    added: list[str] = field(default_factory=list)  # doc ids written (new or changed)
+    unchanged: list[str] = field(default_factory=list)  # same content hash: nothing done
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    items: int = 0
+    lsn: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
