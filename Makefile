@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-APT_PACKAGES ?=
+# Debian packages: OCR, speech synthesis for tests, audio/video decoding, the browser for UI
+# tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews.
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils
 
 .PHONY: help setup demo test test-slow lint format bench clean
 

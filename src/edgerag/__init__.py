@@ -21,7 +21,7 @@ from edgerag.errors import (
 )
 from edgerag.index.base import IndexConfig
 from edgerag.ingest.limits import Limits
-from edgerag.types import Hit, IngestReport, Modality, SearchResponse, SpaceSpec
+from edgerag.types import Hit, IngestReport, Modality, Query, SearchResponse, SpaceSpec
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "MissingExtraError",
     "Modality",
     "NotFoundError",
+    "Query",
     "SearchResponse",
     "SpaceSpec",
     "__version__",

@@ -32,7 +32,7 @@ from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.pipeline import Retriever
 from edgerag.store.ops import DELETE, Op
 from edgerag.store.sqlite import Store
-from edgerag.types import IngestReport, SearchResponse, SpaceSpec
+from edgerag.types import IngestReport, Query, SearchResponse, SpaceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -269,17 +269,25 @@ class Engine:
     # reads -------------------------------------------------------------------------------
     def search(
         self,
-        query: str,
+        query: str | Query,
         k: int = 10,
         filters: Filters | None = None,
         mode: str = "hybrid",
     ) -> SearchResponse:
-        """Rank items for ``query``; ``mode`` is "hybrid" (dense + BM25, RRF), "dense" or "bm25"."""
+        """Rank items for ``query``; ``mode`` is "hybrid" (dense + BM25, RRF), "dense" or "bm25".
+
+        ``query`` is a string or a :class:`~edgerag.types.Query`.
+        """
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose one of {list(MODES)}")
         if k < 1 or k > 1000:
             raise ConfigError("k must be between 1 and 1000")
-        return self.retriever.search(query, k=k, filters=filters, mode=mode)
+        q = Query.of(query)
+        if q.image is not None or q.audio is not None:
+            raise ConfigError("image and audio queries need the multimodal pipeline (not built yet)")
+        if not (q.text or "").strip():
+            raise ConfigError("empty query")
+        return self.retriever.search(q.text or "", k=k, filters=filters, mode=mode)
 
     def document(self, doc_id: str) -> dict[str, Any]:
         doc = self.store.document(doc_id)

@@ -106,6 +106,32 @@ class Hit:
 
 
 @dataclass
+class Query:
+    """A question given as text, a photo, a voice clip, or several at once.
+
+    Attributes:
+        text: the question text.
+        image: image bytes or a path.
+        audio: audio bytes or a path.
+        weights: per-modality weight when the modalities are fused ("text", "image", "audio").
+    """
+
+    text: str | None = None
+    image: bytes | str | None = None
+    audio: bytes | str | None = None
+    weights: dict[str, float] | None = None
+
+    @classmethod
+    def of(cls, query: str | Query) -> Query:
+        return query if isinstance(query, Query) else cls(text=query)
+
+    def describe(self) -> str:
+        parts = [repr(self.text)] if self.text else []
+        parts += [m for m in ("image", "audio") if getattr(self, m) is not None]
+        return " + ".join(parts) or "(empty)"
+
+
+@dataclass
 class SearchResponse:
     hits: list[Hit]
     timings_ms: dict[str, float]

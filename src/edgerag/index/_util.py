@@ -102,19 +102,20 @@ def topk(scores: npt.NDArray[np.float32], keys: I64, k: int) -> SearchResult:
     if n == 0 or k == 0:
         return SearchResult(out_k, out_s)
     kk = min(k, n)
-    if kk < n:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    rows = np.arange(nq)[:, None]
+    # a full sort of a few dozen candidates beats partition + sort (the rescoring case)
+    if n <= 128 or kk == n:
+        idx = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
     else:
-        part = np.broadcast_to(np.arange(n), (nq, n))
-    part_s = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_s, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    top_s = np.take_along_axis(part_s, order, axis=1)
-    top_k = keys[idx] if keys.ndim == 1 else np.take_along_axis(keys, idx, axis=1)
-    valid = np.isfinite(top_s) & (top_k >= 0)
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-scores[rows, part], axis=1, kind="stable")
+        idx = part[rows, order]
+    top_s = scores[rows, idx]
+    top_k = keys[idx] if keys.ndim == 1 else keys[rows, idx]
+    valid = (top_s > -np.inf) & (top_k >= 0)
     out_k[:, :kk] = np.where(valid, top_k, -1)
     out_s[:, :kk] = np.where(valid, top_s, -np.inf)
-    return SearchResult(out_k, out_s.astype(np.float32))
+    return SearchResult(out_k, out_s)
 
 
 def merge_topk(a: SearchResult, b: SearchResult, k: int) -> SearchResult:

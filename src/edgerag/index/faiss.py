@@ -55,6 +55,7 @@ class FaissEngine(AnnEngine):
         self.binary = config.quantization == "binary"
         self.vector_source: Callable[[Keys], Vectors] | None = None
         self._threads = -1
+        self._params_cache: dict[int, Any] = {}
         self._reset_state()
 
     # ---------------------------------------------------------------- construction
@@ -190,6 +191,16 @@ class FaissEngine(AnnEngine):
         # IDSelectorBitmap tests bit (i & 7) of byte i >> 3: little bit order
         return np.packbits(mask, bitorder="little")
 
+    def _plain_params(self, ef: int) -> Any:
+        # Unfiltered parameters are immutable once built: cache one per efSearch value so the
+        # single-query path does not pay for a SWIG object per call.
+        params = self._params_cache.get(ef)
+        if params is None:
+            params = self.faiss.SearchParametersHNSW(efSearch=ef)
+            if len(self._params_cache) < 16:
+                self._params_cache[ef] = params
+        return params
+
     def search(
         self,
         queries: Vectors,
@@ -203,8 +214,7 @@ class FaissEngine(AnnEngine):
         nq = len(q)
         if len(self) == 0 or k <= 0:
             return empty_result(nq, k)
-        params = f.SearchParametersHNSW()
-        params.efSearch = max(ef or self.config.ef_search, k)
+        ef = max(ef or self.config.ef_search, k)
         bitmap = None
         if allowed is not None:
             labels = self._map.lookup(allowed)
@@ -219,19 +229,24 @@ class FaissEngine(AnnEngine):
         sel = None
         if bitmap is not None:
             sel = f.IDSelectorBitmap(self._n_labels, f.swig_ptr(bitmap))
-            params.sel = sel
+            params = f.SearchParametersHNSW(sel=sel, efSearch=ef)
+        else:
+            params = self._plain_params(ef)
         self._set_threads(1 if nq < PARALLEL_MIN_QUERIES else _cores())
         x = np.packbits(q > 0, axis=1) if self.binary else q
         dist, labels_out = self._index.search(x, k, params=params)
         del sel, bitmap  # kept alive until the search returned
-        keys = np.where(labels_out >= 0, self._label_keys[np.maximum(labels_out, 0)], -1)
+        missing = labels_out < 0
+        keys = self._label_keys[labels_out]  # -1 labels index the last slot; masked below
         if self.binary:
             scores = hamming_to_score(dist, self.dim)
         elif self.metric == "l2":
             scores = -dist
         else:
             scores = dist
-        scores = np.where(keys >= 0, scores, -np.inf).astype(np.float32)
+        if missing.any():
+            keys[missing] = -1
+            scores[missing] = -np.inf
         return SearchResult(keys, scores)
 
     # ---------------------------------------------------------------- persistence

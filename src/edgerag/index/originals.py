@@ -181,12 +181,28 @@ class Originals:
         nq, c = cand.shape
         if self._arr is None or c == 0:
             return topk(result.scores, cand, k)
+        if nq == 1 and metric != "l2":
+            return self._rescore_one(queries[0], cand[0], k)
         rows = self._map.lookup(cand)
         valid = rows >= 0
         vecs = self._arr[np.where(valid, rows, 0)]  # (nq, c, dim): only the candidates' pages
         scores = rowwise_similarity(queries, vecs, metric)
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
         return topk(scores, np.where(valid, cand, -1), k)
+
+    def _rescore_one(self, query: Vectors, cand: Keys, k: int) -> SearchResult:
+        # The single-query hot path: a few dozen candidates, so every numpy call counts.
+        assert self._arr is not None
+        rows = self._map.lookup(cand)
+        ok = rows >= 0
+        rows, cand = rows[ok], cand[ok]
+        scores = self._arr[rows] @ query  # GEMV over the candidates' rows only
+        order = np.argsort(-scores, kind="stable")[:k]
+        keys = np.full((1, k), -1, dtype=np.int64)
+        out = np.full((1, k), -np.inf, dtype=np.float32)
+        keys[0, : len(order)] = cand[order]
+        out[0, : len(order)] = scores[order]
+        return SearchResult(keys, out)
 
     def scan(
         self, queries: Vectors, k: int, metric: str, allowed: Keys | None = None
