@@ -144,6 +144,7 @@ def bench_one(
     cfg = IndexConfig(
         backend=engine, quantization=quant, oversample=args.oversample,
         connectivity=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
+        exact_threshold=args.exact_threshold, exact_fraction=args.exact_fraction,
     )
     row: dict[str, Any] = {"engine": engine, "quant": quant}
     keys = np.arange(n, dtype=np.int64)
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--m", type=int, default=IndexConfig.connectivity)
     p.add_argument("--ef-construction", type=int, default=IndexConfig.ef_construction)
     p.add_argument("--ef-search", type=int, default=IndexConfig.ef_search)
+    p.add_argument("--exact-threshold", type=int, default=IndexConfig.exact_threshold)
+    p.add_argument("--exact-fraction", type=float, default=IndexConfig.exact_fraction)
     p.add_argument("--batch", type=int, default=10_000)
     p.add_argument("--flat-queries", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     print(f"\nn={args.n} dim={args.dim} queries={args.queries} M={args.m} "
           f"efC={args.ef_construction} ef={args.ef_search} oversample={args.oversample} "
+          f"exact_threshold={args.exact_threshold} exact_fraction={args.exact_fraction} "
           f"cores={os.cpu_count()}\n")
     print(markdown(results))
     if args.json_path:

@@ -66,6 +66,8 @@ class Engine:
         self._write_lock = threading.RLock()
         self._ops_since_checkpoint = 0
         self._scratch: Path | None = None
+        # Called with every op after it is applied (the fleet publishes from here).
+        self.listeners: list[Callable[[Op], None]] = []
         self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
         self._spans: TokenSpans = (
             WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
@@ -201,6 +203,8 @@ class Engine:
             self._ops_since_checkpoint += 1
             if self._ops_since_checkpoint >= self.config.checkpoint_ops:
                 self.checkpoint()
+            for listener in self.listeners:
+                listener(op)
         return lsn
 
     def checkpoint(self) -> None:

@@ -132,8 +132,21 @@ class Store:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if op.kind == DELETE:
+                self._purge(conn)
         op.lsn = lsn
         return lsn
+
+    @staticmethod
+    def _purge(conn: sqlite3.Connection) -> None:
+        """Leave no trace of deleted text on disk.
+
+        secure_delete zeroes freed pages, but FTS5 (before SQLite 3.42's secure-delete option)
+        keeps deleted tokens in old index segments until they merge, and the WAL keeps old page
+        images until a checkpoint: merge everything and truncate the WAL.
+        """
+        conn.execute("INSERT INTO items_fts(items_fts) VALUES ('optimize')")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _apply_rows(self, conn: sqlite3.Connection, op: Op) -> set[int]:
         old = {r[0] for r in conn.execute("SELECT key FROM items WHERE doc_id = ?", (op.doc_id,))}
