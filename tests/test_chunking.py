@@ -129,6 +129,13 @@ def test_prefers_paragraph_over_sentence() -> None:
     assert first.text.endswith("a87.")
 
 
+def test_list_marker_is_not_a_sentence_end() -> None:
+    text = " ".join(f"a{i}" for i in range(86)) + ". b c\n2. " + "z " * 200
+    # "a85." (token 87) and the marker "2." (token 92) both lie in the zone (85..100).
+    first = chunk_pages([(1, text)], RegexSpans(), size=100, overlap=0)[0]
+    assert first.text.endswith("a85.")
+
+
 def test_wordpiece_does_not_stop_mid_word() -> None:
     spans = wordpiece()
     if spans is None:

@@ -10,7 +10,7 @@ import pytest
 
 from edgerag.errors import InputError, InputTooLargeError
 from edgerag.ingest import Extracted, Limits, extract, supported_suffixes
-from edgerag.ingest.extract.pdf import clean_pdf_text
+from edgerag.ingest.extract.pdf import clean_pdf_text, strip_running_lines
 from edgerag.types import Modality
 
 fpdf = pytest.importorskip("fpdf")
@@ -117,6 +117,7 @@ HTML = """<!doctype html><html><head><title>Service Bulletin 7</title>
 <p>The torque   is now
 <b>28 N·m</b>.</p><div hidden>invisible</div>
 <ul><li>Clean threads</li><li>Torque in a cross pattern</li></ul>
+<ol><li>Run 24 h</li><li>Re-torque</li></ol>
 <table><tr><th>Item</th><th>Old</th><th>New</th></tr><tr><td>Gland</td><td>24</td><td>28</td></tr></table>
 <!-- a comment --></body></html>"""
 
@@ -130,6 +131,7 @@ def test_html_visible_text_lines(tmp_path: Path) -> None:
         assert gone not in text
     assert text.startswith("Gland bolt torque\n\nThe torque is now 28 N·m.")
     assert "- Clean threads\n- Torque in a cross pattern" in text
+    assert "1. Run 24 h\n2. Re-torque" in text
     assert "Item | Old | New\nGland | 24 | 28" in text
 
 
@@ -175,6 +177,23 @@ def test_pdf_blank_pages_keep_their_slot(tmp_path: Path) -> None:
 def test_clean_pdf_text_fixes_hyphenation_and_ligatures() -> None:
     raw = "the mainte-\nnance interval\nKX-\n40 skid, \ufb01lter  change"
     assert clean_pdf_text(raw) == "the maintenance interval\nKX-\n40 skid, filter change"
+
+
+def test_running_headers_and_footers_are_removed() -> None:
+    def page(n: int, header: str = "KX-40 Manual Rev C") -> tuple[int | None, str]:
+        return (
+            n,
+            f"{header}\nPart {'ABCD'[n - 1]} intro.\nSame middle line\n"
+            f"Body {'x' * n}.\nPage {n} of 4",
+        )
+
+    pages = [page(1), page(2), page(3, header="Chapter start"), page(4)]
+    assert strip_running_lines(pages) == [
+        (n, text.split("\n", 1)[1].rsplit("\n", 1)[0] if n != 3 else text.rsplit("\n", 1)[0])
+        for n, text in pages
+    ]
+    assert strip_running_lines(pages)[2][1].startswith("Chapter start\nPart C intro.")
+    assert strip_running_lines(pages[:2]) == pages[:2]  # too few pages to tell
 
 
 # --- bad input ----------------------------------------------------------------------------

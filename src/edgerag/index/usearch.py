@@ -95,6 +95,7 @@ class UsearchEngine(AnnEngine):
         dist = np.asarray(m.distances, dtype=np.float32).reshape(nq, -1)
         counts = np.asarray(getattr(m, "counts", [keys.shape[1]])).reshape(-1, 1)
         valid = np.arange(keys.shape[1])[None, :] < counts
+        dist = np.where(valid, dist, 0.0)  # slots past `counts` hold garbage (even NaN)
         if self.binary:
             scores = hamming_to_score(dist, self.dim)
         elif self.metric == "l2":

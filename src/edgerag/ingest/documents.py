@@ -98,9 +98,7 @@ def build_op(
 ) -> Op:
     """Extract, chunk and encode one input into an upsert op (raises InputError)."""
     extracted = extract(raw.source, raw.data, limits)
-    chunks = chunk_pages(
-        extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap
-    )
+    chunks = chunk_pages(extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap)
     if not chunks:
         raise InputError(raw.source, "no text to index")
     items = [

@@ -278,9 +278,9 @@ class Store:
         return np.unique(np.concatenate(parts)).astype(np.int64)
 
     def vectors(self, space: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(present_keys, vectors)`` for those of ``keys`` that have a vector in ``space``."""
-        found_keys: list[int] = []
-        found: list[bytes] = []
+        """``(present_keys, vectors)`` for those of ``keys`` that have a vector in ``space``,
+        in the order of ``keys``."""
+        found: dict[int, bytes] = {}
         conn = self._reader
         for start in range(0, len(keys), 500):
             chunk = [int(k) for k in keys[start : start + 500]]
@@ -289,10 +289,9 @@ class Store:
                 f"({','.join('?' * len(chunk))})",
                 (space, *chunk),
             )
-            for key, blob in rows:
-                found_keys.append(key)
-                found.append(blob)
-        return _to_arrays(found_keys, found)
+            found.update(rows)
+        ordered = [int(k) for k in keys if int(k) in found]
+        return _to_arrays(ordered, [found[k] for k in ordered])
 
     def iter_vectors(self, space: str, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All vectors of a space in key order, batch by batch (index rebuild)."""

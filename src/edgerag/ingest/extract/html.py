@@ -195,7 +195,7 @@ def _walk(node: Any, out: _LineWriter, bs4: Any) -> None:
         elif name in LINES:
             out.line()
             if name == "li":
-                out.add("- ")  # keeps list items recognisable after tags are gone
+                out.add(_marker(child))  # keeps list items recognisable without tags
             _walk(child, out, bs4)
             out.line()
         elif name == "img":
@@ -223,3 +223,15 @@ def _hidden(tag: Any) -> bool:
         return True
     style = str(attrs.get("style", "")).replace(" ", "").lower()
     return "display:none" in style
+
+
+def _marker(item: Any) -> str:
+    """``"3. "`` for the third item of an ``<ol>`` (honouring ``start``), ``"- "`` otherwise."""
+    parent = item.parent
+    if parent is None or parent.name != "ol":
+        return "- "
+    try:
+        start = int(parent.get("start", 1))
+    except ValueError:
+        start = 1
+    return f"{start + len(item.find_previous_siblings('li'))}. "

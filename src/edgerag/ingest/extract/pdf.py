@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections import Counter
 from typing import Any
 
 from edgerag._optional import require
@@ -44,6 +45,12 @@ LIGATURES = str.maketrans(
         "\ufb06": "st",
     }
 )
+# Running header/footer detection (see strip_running_lines).
+RUNNING_EDGE = 2  # lines looked at, at the top and at the bottom of each page
+RUNNING_SHARE = 0.6  # share of pages a line must repeat on
+RUNNING_MIN_PAGES = 3
+_DIGITS = re.compile(r"\d+")
+
 # "mainte-\nnance" → "maintenance": a word broken at a line end, continued in lower case.
 # Upper case or digits after the break ("KX-\n40") are kept as written: likely a real hyphen.
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_]{2})-\n(?=[^\W\d_A-Z]{2})")
@@ -74,6 +81,7 @@ def extract_pdf(source: str, data: bytes, limits: Limits, mime: str) -> Extracte
             "(Limits.max_pdf_pages)",
         )
     pages, failed = _read_pages(source, reader, count, limits)
+    pages = strip_running_lines(pages)
     if not any(text.strip() for _, text in pages):
         if failed:
             raise InputError(source, f"corrupt PDF: text extraction failed on {failed} page(s)")
@@ -160,6 +168,46 @@ def clean_pdf_text(text: str) -> str:
     text = text.translate(LIGATURES)
     text = normalize_text(text)
     return _HYPHEN_BREAK.sub("", text)
+
+
+def strip_running_lines(
+    pages: list[tuple[int | None, str]],
+) -> list[tuple[int | None, str]]:
+    """Remove running headers/footers: edge lines repeated on most pages.
+
+    A line counts as running when, with digits masked ("Page 3 of 12" → "Page # of #"), it is
+    among the first or last ``RUNNING_EDGE`` lines of at least ``RUNNING_SHARE`` of the pages.
+    They carry no answer but would repeat in every chunk and skew keyword ranking.
+    """
+    texts = [text for _, text in pages if text]
+    if len(texts) < RUNNING_MIN_PAGES:
+        return pages
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update({_mask(line) for line in _edge_lines(text)})
+    running = {key for key, n in counts.items() if key and n >= RUNNING_SHARE * len(texts)}
+    if not running:
+        return pages
+    return [(number, _drop_edges(text, running)) for number, text in pages]
+
+
+def _edge_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    return lines[:RUNNING_EDGE] + lines[-RUNNING_EDGE:]
+
+
+def _drop_edges(text: str, running: set[str]) -> str:
+    lines = text.split("\n")
+    start, end = 0, len(lines)
+    while start < min(RUNNING_EDGE, end) and _mask(lines[start]) in running:
+        start += 1
+    while end > max(start, len(lines) - RUNNING_EDGE) and _mask(lines[end - 1]) in running:
+        end -= 1
+    return "\n".join(lines[start:end]).strip("\n")
+
+
+def _mask(line: str) -> str:
+    return _DIGITS.sub("#", line.strip())
 
 
 def _info_title(reader: Any) -> str | None:
