@@ -16,11 +16,20 @@ class Limits:
         max_file_bytes: Size of the raw file.
         max_pdf_pages: Page count of a PDF, checked before any page is parsed.
         max_text_chars: Characters of extracted text (all pages together).
+        max_pixels: Width × height of an image or video frame, read from the header before any
+            pixel is decoded (decompression bombs).
+        max_audio_seconds: Duration of an audio file or a video's audio track.
+        max_video_seconds: Duration of a video.
+        max_frames: Video frames kept after sampling and de-duplication.
     """
 
     max_file_bytes: int = 50 * 1024 * 1024
     max_pdf_pages: int = 2000
     max_text_chars: int = 20_000_000
+    max_pixels: int = 50_000_000
+    max_audio_seconds: float = 4 * 3600.0
+    max_video_seconds: float = 2 * 3600.0
+    max_frames: int = 3600
 
 
 def human_bytes(n: int) -> str:
