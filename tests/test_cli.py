@@ -23,8 +23,18 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def db(tmp_path, docs) -> Path:
     path = tmp_path / "kb"
-    run("ingest", str(docs), "--db", str(path), "--encoder", "hash", "--meta", "site=plant-3",
-        "--meta", "tags=pump,manual")
+    run(
+        "ingest",
+        str(docs),
+        "--db",
+        str(path),
+        "--encoder",
+        "hash",
+        "--meta",
+        "site=plant-3",
+        "--meta",
+        "tags=pump,manual",
+    )
     return path
 
 
@@ -45,8 +55,9 @@ def test_search_text_output_and_filters(db):
 
 
 def test_reingest_is_noop_and_stats(db, docs):
-    out = run("ingest", str(docs), "--db", str(db), "--meta", "site=plant-3", "--meta",
-              "tags=pump,manual").stdout
+    out = run(
+        "ingest", str(docs), "--db", str(db), "--meta", "site=plant-3", "--meta", "tags=pump,manual"
+    ).stdout
     assert "0 added, 3 unchanged" in out
     stats = json.loads(run("stats", "--db", str(db), "--json").stdout)
     assert stats["documents"] == 3 and stats["spaces"]["text"]["lag"] == 0
@@ -85,7 +96,16 @@ def test_default_minilm_pipeline_end_to_end(tmp_path, docs):
     path = tmp_path / "real"
     run("ingest", str(docs), "--db", str(path))
     out = json.loads(
-        run("search", "how much lubricant and how often", "--db", str(path), "--json",
-            "--mode", "dense", "-k", "1").stdout
+        run(
+            "search",
+            "how much lubricant and how often",
+            "--db",
+            str(path),
+            "--json",
+            "--mode",
+            "dense",
+            "-k",
+            "1",
+        ).stdout
     )
     assert out["hits"][0]["source"].endswith("grease.html")

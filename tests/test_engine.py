@@ -58,7 +58,9 @@ def test_delete_by_path(engine, docs):
 
 
 def test_bytes_input_and_metadata(engine):
-    engine.ingest([("notes/valve.txt", b"The relief valve opens at 12 bar.")], metadata={"site": "A"})
+    engine.ingest(
+        [("notes/valve.txt", b"The relief valve opens at 12 bar.")], metadata={"site": "A"}
+    )
     hit = engine.search("relief valve", k=1).hits[0]
     assert hit.doc_id == "notes/valve.txt" and hit.metadata["site"] == "A"
 

@@ -29,6 +29,10 @@ class EngineConfig:
         rrf_k: RRF constant.
         checkpoint_ops: persist the index after this many ops (the op log covers the rest).
         synchronous: SQLite synchronous mode ("FULL" survives power loss).
+        ocr: read text in ingested images and video frames (tesseract; ~0.5 s per image).
+        audio_window_s / audio_overlap_s: audio segment windows.
+        video_fps: frames sampled per second of video.
+        clip_model: directory of CLIP/SigLIP weights for the ``joint`` space (none ship offline).
     """
 
     encoder: str = "minilm"
@@ -40,6 +44,11 @@ class EngineConfig:
     rrf_k: int = 60
     checkpoint_ops: int = 200
     synchronous: str = "FULL"
+    ocr: bool = True
+    audio_window_s: float = 5.0
+    audio_overlap_s: float = 1.0
+    video_fps: float = 1.0
+    clip_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:

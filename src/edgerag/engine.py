@@ -24,12 +24,16 @@ from edgerag.ingest.documents import (
     TEXT_SPACE,
     InputLike,
     RawInput,
+    build_media_op,
     build_op,
     content_hash,
     expand_inputs,
+    is_media,
 )
+from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.pipeline import Retriever
+from edgerag.retrieval.query import FUSIONS
 from edgerag.store.ops import DELETE, Op
 from edgerag.store.sqlite import Store
 from edgerag.types import IngestReport, Query, SearchResponse, SpaceSpec
@@ -69,14 +73,18 @@ class Engine:
         # Called with every op after it is applied (the fleet publishes from here).
         self.listeners: list[Callable[[Op], None]] = []
         self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
-        self._spans: TokenSpans = (
-            WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
-        )
+        self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
+        self._media: Any = None
+        self._clip: Any = None
         self.indexes: dict[str, SpaceIndex] = {}
         self._open_space(
             SpaceSpec(TEXT_SPACE, self.encoder.id, self.encoder.version, self.encoder.dim)
         )
+        for name, spec in self.store.spaces().items():  # visual / joint spaces made by ingests
+            if name != TEXT_SPACE:
+                self._open_space(spec)
         self.retriever = Retriever(self)
+        self.cache = ResultCache(self)  # LSN-scoped: any write or delete invalidates it
 
     # lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -143,7 +151,8 @@ class Engine:
             index = self._rebuild(directory, spec)
         self.indexes[spec.name] = index
         self._catch_up(spec.name)
-        if stored and (stored.encoder, stored.version) != (spec.encoder, spec.version):
+        changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)
+        if changed and spec.name == TEXT_SPACE:
             self._reembed(spec)
 
     def _rebuild(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
@@ -179,7 +188,9 @@ class Engine:
     def _reembed(self, spec: SpaceSpec) -> None:
         """The encoder changed: re-embed only the items whose vectors came from another one."""
         stale = self.store.stale_keys(spec.name, spec.encoder, spec.version)
-        logger.info("re-embedding %d items of space %s with %s", len(stale), spec.name, spec.encoder)
+        logger.info(
+            "re-embedding %d items of space %s with %s", len(stale), spec.name, spec.encoder
+        )
         for doc_id in {self.store.items([int(k)])[int(k)]["doc_id"] for k in stale}:
             op = self.store.materialize(doc_id)
             rows = {it.key: it.text for it in op.items}
@@ -191,10 +202,42 @@ class Engine:
             )
             self.apply(op)
 
+    # media models, loaded on first use -------------------------------------------------
+    @property
+    def media(self) -> Any:
+        """The image/audio/video pipeline (needs the ``media`` extra)."""
+        if self._media is None:
+            from edgerag.ingest.media import MediaPipeline
+
+            cfg = self.config
+            self._media = MediaPipeline(
+                cfg.limits,
+                ocr=cfg.ocr,
+                audio_window_s=cfg.audio_window_s,
+                audio_overlap_s=cfg.audio_overlap_s,
+                video_fps=cfg.video_fps,
+            )
+        return self._media
+
+    @property
+    def clip(self) -> Any:
+        """The CLIP/SigLIP encoder of the ``joint`` space, when weights are configured."""
+        if self.config.clip_model is None:
+            return None
+        if self._clip is None:
+            from edgerag.encoders.clip import ClipEncoder
+
+            self._clip = ClipEncoder(Path(self.config.clip_model))
+        return self._clip
+
     # writes ------------------------------------------------------------------------------
     def apply(self, op: Op) -> int:
         """Apply an op through the one write path (local writes and replication alike)."""
         with self._write_lock:
+            for space, sv in op.vectors.items():
+                if space not in self.indexes:
+                    dim = int(sv.vectors.shape[1])
+                    self._open_space(SpaceSpec(space, sv.encoder, sv.version, dim))
             lsn = self.store.apply(op)
             touched = self.store.oplog(lsn - 1, 1)[0]["keys"]
             for space, index in self.indexes.items():
@@ -249,10 +292,20 @@ class Engine:
             report.unchanged.append(doc_id)
             return "unchanged"
         try:
-            op = build_op(
-                raw, meta, self.encoder, self._spans, self.config.chunk_tokens,
-                self.config.chunk_overlap, self.config.limits, chash,
-            )
+            if is_media(raw.source, raw.data):
+                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash)
+            else:
+                op = build_op(
+                    raw,
+                    meta,
+                    self.encoder,
+                    self._spans,
+                    self.config.chunk_tokens,
+                    self.config.chunk_overlap,
+                    self.config.limits,
+                    chash,
+                    self.clip,
+                )
         except InputError as exc:
             report.errors.append((raw.source, exc.reason))
             return "error"
@@ -277,21 +330,40 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         mode: str = "hybrid",
+        fusion: str = "early",
+        boosts: dict[str, float] | None = None,
+        ocr: bool = True,
     ) -> SearchResponse:
-        """Rank items for ``query``; ``mode`` is "hybrid" (dense + BM25, RRF), "dense" or "bm25".
+        """Rank items for ``query`` (a string, or a :class:`Query` with text, image, audio).
 
-        ``query`` is a string or a :class:`~edgerag.types.Query`.
+        Args:
+            mode: "hybrid" (dense + BM25 fused by RRF), "dense" or "bm25".
+            fusion: "early" — the query's modalities become one vector per space and one search
+                (the default); "late" — one search per modality, merged with RRF.
+            boosts: per-modality score multipliers, e.g. ``{"image": 1.5}``.
+            ocr: read text in a query photo (slow: ~0.5 s); labels and visual features always run.
         """
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose one of {list(MODES)}")
+        if fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
         if k < 1 or k > 1000:
             raise ConfigError("k must be between 1 and 1000")
         q = Query.of(query)
-        if q.image is not None or q.audio is not None:
-            raise ConfigError("image and audio queries need the multimodal pipeline (not built yet)")
-        if not (q.text or "").strip():
+        if q.text is not None and not q.text.strip() and q.image is None and q.audio is None:
             raise ConfigError("empty query")
-        return self.retriever.search(q.text or "", k=k, filters=filters, mode=mode)
+        return self.cache.search(
+            q,
+            k,
+            filters,
+            mode,
+            lambda: self.retriever.search(
+                q, k=k, filters=filters, mode=mode, fusion=fusion, boosts=boosts, ocr=ocr
+            ),
+            fusion=fusion,
+            boosts=boosts,
+            ocr=ocr,
+        )  # noqa: E501
 
     def document(self, doc_id: str) -> dict[str, Any]:
         doc = self.store.document(doc_id)
@@ -326,4 +398,36 @@ class Engine:
                 for name, index in self.indexes.items()
             },
             "store_bytes": self.store.file_size(),
+            "cache": self.cache.stats(),
         }
+
+    # answers -----------------------------------------------------------------------------
+    def ask(
+        self,
+        query: str | Query,
+        k: int = 5,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        generator: Any | None = None,
+    ) -> Any:
+        """A cited :class:`~edgerag.answer.Answer`: retrieve, rerank, prompt, generate, ground.
+
+        ``generator`` is any :class:`~edgerag.generation.Generator`; the offline extractive
+        answerer by default.
+        """
+        from edgerag.answer import ask
+
+        return ask(self, query, k=k, filters=filters, mode=mode, generator=generator)
+
+    def ask_stream(
+        self,
+        query: str | Query,
+        k: int = 5,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        generator: Any | None = None,
+    ) -> Any:
+        """Events of an answer: ``sources`` first, then ``token`` pieces, then ``done``."""
+        from edgerag.answer import ask_stream
+
+        return ask_stream(self, query, k=k, filters=filters, mode=mode, generator=generator)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ Vectors = npt.NDArray[np.float32]  # (n, dim), rows L2-normalised for the cosine
 Keys = npt.NDArray[np.int64]  # (n,) item keys
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     TEXT = "text"
     IMAGE = "image"
     AUDIO = "audio"

@@ -14,7 +14,7 @@ from edgerag.config import MODES, EngineConfig
 from edgerag.engine import Engine
 from edgerag.index.base import IndexConfig
 from edgerag.retrieval.filters import parse_cli_filters
-from edgerag.types import SearchResponse
+from edgerag.types import Query, SearchResponse
 
 DB = click.option(
     "--db",
@@ -63,15 +63,34 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @DB
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE for every document (tags=a,b).")
-@click.option("--encoder", type=click.Choice(["minilm", "hash"]), default=None,
-              help="Text encoder for a new collection (default minilm).")
-@click.option("--backend", type=click.Choice(["flat", "faiss", "usearch"]), default=None,
-              help="Index engine for a new collection (default faiss).")
-@click.option("--quantization", type=click.Choice(["f32", "f16", "int8", "binary"]),
-              default=None, help="Vector precision in the index (default int8 + rescoring).")
+@click.option(
+    "--encoder",
+    type=click.Choice(["minilm", "hash"]),
+    default=None,
+    help="Text encoder for a new collection (default minilm).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["flat", "faiss", "usearch"]),
+    default=None,
+    help="Index engine for a new collection (default faiss).",
+)
+@click.option(
+    "--quantization",
+    type=click.Choice(["f32", "f16", "int8", "binary"]),
+    default=None,
+    help="Vector precision in the index (default int8 + rescoring).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def ingest(paths: tuple[Path, ...], db: Path, meta: tuple[str, ...], encoder: str | None,
-           backend: str | None, quantization: str | None, as_json: bool) -> None:
+def ingest(
+    paths: tuple[Path, ...],
+    db: Path,
+    meta: tuple[str, ...],
+    encoder: str | None,
+    backend: str | None,
+    quantization: str | None,
+    as_json: bool,
+) -> None:
     """Ingest files or directories (txt, md, html, pdf) into a collection."""
     new = not (db / "store.db").exists()
     options = {"encoder": encoder, "backend": backend, "quantization": quantization}
@@ -80,20 +99,31 @@ def ingest(paths: tuple[Path, ...], db: Path, meta: tuple[str, ...], encoder: st
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
         report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)
     if as_json:
-        click.echo(json.dumps({"added": report.added, "unchanged": report.unchanged,
-                               "errors": [{"input": s, "reason": r} for s, r in report.errors],
-                               "items": report.items, "lsn": report.lsn}))
+        click.echo(
+            json.dumps(
+                {
+                    "added": report.added,
+                    "unchanged": report.unchanged,
+                    "errors": [{"input": s, "reason": r} for s, r in report.errors],
+                    "items": report.items,
+                    "lsn": report.lsn,
+                }
+            )
+        )
     else:
-        click.echo(f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
-                   f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}")
+        click.echo(
+            f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
+            f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}"
+        )
     for source, reason in report.errors:
         click.echo(f"error: {source}: {reason}", err=True)
     if report.errors:
         sys.exit(1)
 
 
-def _ingest_with_progress(engine: Engine, paths: tuple[Path, ...], meta: dict[str, Any],
-                          quiet: bool) -> Any:
+def _ingest_with_progress(
+    engine: Engine, paths: tuple[Path, ...], meta: dict[str, Any], quiet: bool
+) -> Any:
     from tqdm import tqdm
 
     bar = tqdm(desc="ingest", unit="file", disable=quiet or None, file=sys.stderr)
@@ -119,26 +149,106 @@ def print_response(response: SearchResponse, as_json: bool) -> None:
         if hit.t_start is not None:
             where = f"{hit.t_start:.1f}-{hit.t_end or hit.t_start:.1f}s"
         parts = " ".join(f"{k}={v:.3f}" for k, v in hit.scores.items())
-        click.echo(f"{rank:>2}. {hit.score:.4f}  {Path(hit.source).name} {where}  [{hit.modality}] {parts}")
+        click.echo(
+            f"{rank:>2}. {hit.score:.4f}  {Path(hit.source).name} {where}  [{hit.modality}] {parts}"
+        )
         snippet = " ".join(hit.text.split())
         click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
     timings = ", ".join(f"{k} {v:.1f}" for k, v in response.timings_ms.items())
     click.echo(f"timings (ms): {timings}; plan: {response.plan}")
 
 
+def parse_boosts(pairs: tuple[str, ...]) -> dict[str, float] | None:
+    boosts: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            boosts[key] = float(value)
+        except ValueError:
+            raise click.UsageError(f"--boost {pair!r} is not MODALITY=NUMBER") from None
+        if not sep or key not in ("text", "image", "audio", "video"):
+            raise click.UsageError(f"--boost {pair!r}: modality must be text, image, audio, video")
+    return boosts or None
+
+
+def build_query(query: str | None, image: Path | None, audio: Path | None) -> Query:
+    if not query and image is None and audio is None:
+        raise click.UsageError("give a QUERY, --image or --audio")
+    return Query(
+        text=query,
+        image=image.read_bytes() if image else None,
+        audio=audio.read_bytes() if audio else None,
+    )
+
+
+QUERY_OPTIONS = [
+    click.argument("query", required=False),
+    DB,
+    click.option(
+        "--image",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A photo as (part of) the question.",
+    ),
+    click.option(
+        "--audio",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A voice clip as (part of) the question.",
+    ),
+    click.option("-k", "k", default=5, show_default=True, help="Number of results."),
+    click.option(
+        "--filter",
+        "filters",
+        multiple=True,
+        help="KEY=VALUE filter (repeat to AND; "
+        "repeat a key for OR): modality, source (glob), tags, page, doc_id, metadata.",
+    ),
+    click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+]
+
+
+def query_options(func: Any) -> Any:
+    for option in reversed(QUERY_OPTIONS):
+        func = option(func)
+    return func
+
+
 @main.command()
-@click.argument("query")
-@DB
-@click.option("-k", "k", default=5, show_default=True, help="Number of results.")
-@click.option("--filter", "filters", multiple=True, help="KEY=VALUE filter (repeat to AND; "
-              "repeat a key for OR): modality, source (glob), tags, page, doc_id, any metadata.")
-@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def search(query: str, db: Path, k: int, filters: tuple[str, ...], mode: str,
-           as_json: bool) -> None:
-    """Search a collection."""
+@query_options
+@click.option(
+    "--fusion",
+    type=click.Choice(["early", "late"]),
+    default="early",
+    show_default=True,
+    help="early: one fused vector and one search; late: one search per modality merged with RRF.",
+)
+@click.option("--boost", "boosts", multiple=True, help="MODALITY=FACTOR score multiplier.")
+@click.option("--no-ocr", is_flag=True, help="Don't OCR the query photo (faster).")
+def search(
+    query: str | None,
+    db: Path,
+    image: Path | None,
+    audio: Path | None,
+    k: int,
+    filters: tuple[str, ...],
+    mode: str,
+    as_json: bool,
+    fusion: str,
+    boosts: tuple[str, ...],
+    no_ocr: bool,
+) -> None:
+    """Search a collection with text, a photo, a voice clip, or several at once."""
+    q = build_query(query, image, audio)
     with open_engine(db) as engine:
-        response = engine.search(query, k=k, filters=parse_cli_filters(list(filters)), mode=mode)
+        response = engine.search(
+            q,
+            k=k,
+            filters=parse_cli_filters(list(filters)),
+            mode=mode,
+            fusion=fusion,
+            boosts=parse_boosts(boosts),
+            ocr=not no_ocr,
+        )
     print_response(response, as_json)
 
 
@@ -166,8 +276,12 @@ def stats(db: Path, as_json: bool) -> None:
     for modality, n in sorted(info["items"].items()):
         click.echo(f"  {modality}: {n} items")
     for name, space in info["spaces"].items():
-        click.echo(f"  space {name}: {space['vectors']} vectors, applied LSN "
-                   f"{space['applied_lsn']} (lag {space['lag']})")
+        click.echo(
+            f"  space {name}: {space['vectors']} vectors, applied LSN "
+            f"{space['applied_lsn']} (lag {space['lag']})"
+        )
     cfg = info["config"]
-    click.echo(f"  index {cfg['backend']}/{cfg['quantization']}, encoder {info['encoder']['id']}, "
-               f"store {info['store_bytes'] / 1e6:.1f} MB")
+    click.echo(
+        f"  index {cfg['backend']}/{cfg['quantization']}, encoder {info['encoder']['id']}, "
+        f"store {info['store_bytes'] / 1e6:.1f} MB"
+    )

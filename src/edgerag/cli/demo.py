@@ -16,11 +16,20 @@ REPO_DEMO = Path(__file__).resolve().parents[3] / "demo"
 
 
 @main.command()
-@click.option("--db", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-data"),
-              show_default=True, help="Collection directory to build.")
-@click.option("--demo-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Directory holding corpus/, media/ and questions.txt "
-              "(default: demo/ of the source checkout).")
+@click.option(
+    "--db",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Collection directory to build.",
+)
+@click.option(
+    "--demo-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Directory holding corpus/, media/ and questions.txt "
+    "(default: demo/ of the source checkout).",
+)
 @click.option("-k", "k", default=3, show_default=True, help="Sources shown per question.")
 def demo(db: Path, demo_dir: Path | None, k: int) -> None:
     """Ingest the sample maintenance corpus and ask its sample questions."""
@@ -33,8 +42,10 @@ def demo(db: Path, demo_dir: Path | None, k: int) -> None:
     with Engine.open(db) as engine:
         report = engine.ingest(inputs)
         took = time.perf_counter() - t0
-        click.echo(f"ingested {len(report.added)} new / {len(report.unchanged)} unchanged documents"
-                   f" ({report.items} items) into {db} in {took:.1f}s")
+        click.echo(
+            f"ingested {len(report.added)} new / {len(report.unchanged)} unchanged documents"
+            f" ({report.items} items) into {db} in {took:.1f}s"
+        )
         for source, reason in report.errors:
             click.echo(f"error: {source}: {reason}", err=True)
         for question in filter(None, questions):

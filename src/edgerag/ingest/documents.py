@@ -22,6 +22,8 @@ from edgerag.types import item_key
 logger = logging.getLogger(__name__)
 
 TEXT_SPACE = "text"
+VISUAL_SPACE = "visual"
+JOINT_SPACE = "joint"
 
 # What ``Engine.ingest`` accepts: a path, raw bytes with a name, or many of them.
 InputLike = Union[str, Path, tuple[str, bytes]]
@@ -52,9 +54,22 @@ def expand_inputs(
         yield from _expand_path(Path(item), limits)
 
 
+def media_suffixes() -> set[str]:
+    try:
+        from edgerag.ingest.media import MEDIA_SUFFIXES
+    except ImportError:  # pragma: no cover - media module always ships; its models are extras
+        return set()
+    return set(MEDIA_SUFFIXES)
+
+
+def is_media(source: str, data: bytes) -> bool:
+    """Images, audio and video go through the media pipeline; everything else is text."""
+    return Path(source).suffix.lower() in media_suffixes()
+
+
 def _expand_path(path: Path, limits: Limits) -> Iterator[RawInput | InputError]:
     if path.is_dir():
-        suffixes = supported_suffixes()
+        suffixes = supported_suffixes() | media_suffixes()
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             if child.suffix.lower() in suffixes:
                 yield from _expand_path(child, limits)
@@ -95,6 +110,7 @@ def build_op(
     chunk_overlap: int,
     limits: Limits,
     chash: str,
+    clip: Any = None,
 ) -> Op:
     """Extract, chunk and encode one input into an upsert op (raises InputError)."""
     extracted = extract(raw.source, raw.data, limits)
@@ -129,14 +145,66 @@ def build_op(
         title=extracted.title,
         metadata={**extracted.metadata, **dict(metadata)},
     )
-    return Op(
-        kind=UPSERT,
-        doc_id=raw.doc_id,
-        document=document,
-        items=items,
-        vectors={
-            TEXT_SPACE: SpaceVectors(
-                encoder.id, encoder.version, np.array(keys, dtype=np.int64), vectors
+    key_array = np.array(keys, dtype=np.int64)
+    spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, key_array, vectors)}
+    if clip is not None:
+        joint = clip.encode_text([c.text for c in chunks])
+        spaces[JOINT_SPACE] = SpaceVectors(clip.id, clip.version, key_array, joint)
+    return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)
+
+
+def build_media_op(
+    raw: RawInput,
+    metadata: Mapping[str, Any],
+    encoder: TextEncoder,
+    media: Any,
+    clip: Any,
+    chash: str,
+) -> Op:
+    """Image / audio / video → items with a text-space vector each (from what was read,
+    recognised or heard), plus visual (and joint) vectors for images and frames."""
+    extracted = media.extract(raw.source, raw.data)
+    if not extracted.items:
+        raise InputError(raw.source, "nothing to index (no frames, no speech)")
+    fallback = Path(raw.source).stem.replace("_", " ").replace("-", " ")
+    items = [
+        ItemRecord(
+            key=item_key(raw.doc_id, m.position),
+            item_id=f"{raw.doc_id}#{m.position}",
+            position=m.position,
+            modality=m.modality.value,
+            text=m.text or fallback,
+            t_start=m.t_start,
+            t_end=m.t_end,
+            metadata=dict(m.metadata),
+            thumbnail=m.thumbnail,
+        )
+        for m in extracted.items
+    ]
+    keys = np.array([it.key for it in items], dtype=np.int64)
+    text_vectors = encoder.encode([it.text for it in items])
+    spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, keys, text_vectors)}
+    with_image = [i for i, m in enumerate(extracted.items) if m.image is not None]
+    if with_image:
+        images = [extracted.items[i].image for i in with_image]
+        spaces[VISUAL_SPACE] = SpaceVectors(
+            media.visual_encoder_id,
+            media.visual_encoder_version,
+            keys[with_image],
+            media.visual_vectors(images),
+        )
+        if clip is not None:
+            spaces[JOINT_SPACE] = SpaceVectors(
+                clip.id, clip.version, keys[with_image], clip.encode_images(images)
             )
-        },
+    document = DocumentRecord(
+        doc_id=raw.doc_id,
+        source=raw.source,
+        modality=extracted.modality.value,
+        mime=extracted.mime,
+        content_hash=chash,
+        size=len(raw.data),
+        title=extracted.title,
+        metadata={**extracted.metadata, **dict(metadata)},
     )
+    return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)

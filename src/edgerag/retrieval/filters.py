@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edgerag.errors import ConfigError
@@ -53,7 +53,7 @@ def _timestamp(key: str, value: Any) -> float:
     except ValueError as exc:
         raise ConfigError(f"filter {key}: {value!r} is not unix seconds or an ISO date") from exc
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 
@@ -80,8 +80,7 @@ def _clause(key: str, value: Any, params: list[Any]) -> str:
         params.extend(str(v) for v in values)
         marks = ",".join("?" * len(values))
         return (
-            "EXISTS (SELECT 1 FROM json_each(i.metadata, '$.tags') t "
-            f"WHERE t.value IN ({marks}))"
+            f"EXISTS (SELECT 1 FROM json_each(i.metadata, '$.tags') t WHERE t.value IN ({marks}))"
         )
     if key in ("ingested_after", "ingested_before"):
         params.append(_timestamp(key, value))

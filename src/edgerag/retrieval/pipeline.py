@@ -13,8 +13,9 @@ import numpy as np
 
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.fusion import reciprocal_rank_fusion
+from edgerag.retrieval.query import EncodedQuery, encode_query
 from edgerag.retrieval.text_query import fts_match
-from edgerag.types import Hit, SearchResponse
+from edgerag.types import Hit, Query, SearchResponse
 
 if TYPE_CHECKING:
     from edgerag.engine import Engine
@@ -65,41 +66,82 @@ class Retriever:
         self.engine = engine
         self.filters = FilterCache()
 
-    def search(self, query: str, k: int, filters: Filters | None, mode: str) -> SearchResponse:
+    def search(
+        self,
+        query: Query,
+        k: int,
+        filters: Filters | None,
+        mode: str,
+        fusion: str = "early",
+        boosts: dict[str, float] | None = None,
+        ocr: bool = True,
+    ) -> SearchResponse:
         timer = _Timer()
         engine = self.engine
-        n_candidates = max(k, engine.config.candidates) if mode == "hybrid" else k
-        rankings: dict[str, list[tuple[int, float]]] = {}
-        plan = []
         allowed = None
         if filters:
             allowed = self.filters.get(engine, filters, engine.store.last_lsn())
             timer.lap("filter")
             if len(allowed) == 0:
                 return SearchResponse([], timer.total(), mode, "filter allows nothing")
-        if mode in ("hybrid", "dense"):
-            vector = engine.encoder.encode([query])
-            timer.lap("encode")
-            result, how = engine.indexes["text"].search(vector, n_candidates, allowed)
-            rankings["dense"] = [
-                (int(key), float(score))
-                for key, score in zip(result.keys[0], result.scores[0], strict=True)
-                if key >= 0
-            ]
-            plan.append(how)
-            timer.lap("ann")
-        if mode in ("hybrid", "bm25"):
-            rankings["bm25"] = engine.store.bm25(fts_match(query), n_candidates, filters)
-            plan.append("bm25")
-            timer.lap("bm25")
-        if mode == "hybrid":
-            fused = reciprocal_rank_fusion(list(rankings.values()), limit=k, k=engine.config.rrf_k)
+        encoded = encode_query(engine, query, ocr=ocr)
+        timer.ms.update(encoded.timings_ms)
+        timer._last = time.perf_counter()  # stage timings above were measured inside
+        n_candidates = max(k, engine.config.candidates) if mode == "hybrid" or boosts else k
+        rankings, plan = self._rank(encoded, mode, fusion, n_candidates, filters, allowed, timer)
+        if len(rankings) > 1:
+            fused = reciprocal_rank_fusion(
+                list(rankings.values()), limit=n_candidates, k=engine.config.rrf_k
+            )
             timer.lap("fuse")
         else:
-            fused = next(iter(rankings.values()))[:k]
+            fused = next(iter(rankings.values()), [])[:n_candidates]
         hits = self._hydrate(fused, rankings)
+        if boosts:
+            hits = _boost(hits, boosts)
         timer.lap("hydrate")
-        return SearchResponse(hits, timer.total(), mode, " + ".join(plan))
+        return SearchResponse(hits[:k], timer.total(), mode, " + ".join(plan))
+
+    def _rank(
+        self,
+        encoded: EncodedQuery,
+        mode: str,
+        fusion: str,
+        n: int,
+        filters: Filters | None,
+        allowed: np.ndarray | None,
+        timer: _Timer,
+    ) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
+        """One ranked list per (space) under early fusion, per (part) under late fusion."""
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        plan: list[str] = []
+        dense = mode in ("hybrid", "dense") or not encoded.bm25_text()
+        if dense:
+            if fusion == "early":
+                searches = [(space, space, vec) for space, vec in encoded.fused().items()]
+            else:
+                searches = [(f"{p.space}:{p.modality}", p.space, p.vector) for p in encoded.parts]
+            for name, space, vector in searches:
+                result, how = self.engine.indexes[space].search(vector[None, :], n, allowed)
+                rankings[_label(name)] = [
+                    (int(key), float(score))
+                    for key, score in zip(result.keys[0], result.scores[0], strict=True)
+                    if key >= 0
+                ]
+                plan.append(f"{space}:{how}")
+            timer.lap("ann")
+        if mode in ("hybrid", "bm25"):
+            texts = (
+                [encoded.bm25_text()]
+                if fusion == "early"
+                else [p.text for p in encoded.parts if p.text and p.space == "text"]
+            )
+            for i, text in enumerate(t for t in texts if t):
+                name = "bm25" if i == 0 else f"bm25:{i}"
+                rankings[name] = self.engine.store.bm25(fts_match(text), n, filters)
+                plan.append("bm25")
+            timer.lap("bm25")
+        return rankings, plan
 
     def _hydrate(
         self, fused: list[tuple[int, float]], rankings: dict[str, list[tuple[int, float]]]
@@ -116,6 +158,21 @@ class Retriever:
                 scores["rrf"] = score
             hits.append(_hit(row, score, scores))
         return hits
+
+
+def _label(name: str) -> str:
+    """Component score names: "dense" for the text space (the common case), else the space."""
+    return {"text": "dense", "text:text": "dense"}.get(name, name)
+
+
+def _boost(hits: list[Hit], boosts: dict[str, float]) -> list[Hit]:
+    """Per-modality score multipliers, applied after fusion (stable re-sort)."""
+    for hit in hits:
+        factor = boosts.get(hit.modality, 1.0)
+        if factor != 1.0:
+            hit.scores["boost"] = factor
+            hit.score = round(hit.score * factor, 6)
+    return sorted(hits, key=lambda h: -h.score)
 
 
 def _hit(row: dict[str, Any], score: float, scores: dict[str, float]) -> Hit:

@@ -50,7 +50,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = int(row[0]) if row else 0
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         script = script.replace("CREATE TABLE meta ", "CREATE TABLE IF NOT EXISTS meta ")
-        conn.executescript(f"BEGIN; {script}; INSERT OR REPLACE INTO meta VALUES "
-                           f"('schema_version', '{number}'); COMMIT;")
+        conn.executescript(
+            f"BEGIN; {script}; INSERT OR REPLACE INTO meta VALUES "
+            f"('schema_version', '{number}'); COMMIT;"
+        )
         version = number
     return version

@@ -37,7 +37,7 @@ class StoreError(EdgeRagError):
 
 
 def _keys_blob(keys: Any) -> bytes:
-    return np.asarray(sorted(set(int(k) for k in keys)), dtype="<i8").tobytes()
+    return np.asarray(sorted({int(k) for k in keys}), dtype="<i8").tobytes()
 
 
 class Store:
@@ -293,7 +293,9 @@ class Store:
         ordered = [int(k) for k in keys if int(k) in found]
         return _to_arrays(ordered, [found[k] for k in ordered])
 
-    def iter_vectors(self, space: str, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_vectors(
+        self, space: str, batch: int = 20_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All vectors of a space in key order, batch by batch (index rebuild)."""
         last = -(2**63)
         while True:
@@ -352,7 +354,11 @@ class Store:
         if not match:
             return []
         where, params = where_clause(filters)
-        join = "" if not filters else " JOIN items i ON i.key = f.rowid JOIN documents d ON d.doc_id = i.doc_id"
+        join = (
+            ""
+            if not filters
+            else " JOIN items i ON i.key = f.rowid JOIN documents d ON d.doc_id = i.doc_id"
+        )
         cond = "" if not filters else f" AND {where}"
         try:
             rows = self._reader.execute(
@@ -416,10 +422,18 @@ class Store:
             meta = {k: v for k, v in r["metadata"].items() if record.metadata.get(k) != v}
             items.append(
                 ItemRecord(
-                    key=key, item_id=r["item_id"], position=r["position"],
-                    modality=r["modality"], text=r["text"], page=r["page"],
-                    char_start=r["char_start"], char_end=r["char_end"], t_start=r["t_start"],
-                    t_end=r["t_end"], metadata=meta, thumbnail=self.thumbnail(key),
+                    key=key,
+                    item_id=r["item_id"],
+                    position=r["position"],
+                    modality=r["modality"],
+                    text=r["text"],
+                    page=r["page"],
+                    char_start=r["char_start"],
+                    char_end=r["char_end"],
+                    t_start=r["t_start"],
+                    t_end=r["t_end"],
+                    metadata=meta,
+                    thumbnail=self.thumbnail(key),
                 )
             )
         vectors = {}
@@ -428,8 +442,14 @@ class Store:
             present, vecs = self.vectors(name, key_array)
             if len(present):
                 vectors[name] = SpaceVectors(spec.encoder, spec.version, present, vecs)
-        return Op(kind=UPSERT, doc_id=doc_id, document=record, items=items, vectors=vectors,
-                  ts=ts or time.time())
+        return Op(
+            kind=UPSERT,
+            doc_id=doc_id,
+            document=record,
+            items=items,
+            vectors=vectors,
+            ts=ts or time.time(),
+        )
 
     def file_size(self) -> int:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]

@@ -1,0 +1,128 @@
+"""Query → per-modality parts → fused vectors.
+
+A question may carry text, a photo and a voice clip. Each becomes one or more *parts*: a vector
+in some space plus, where it has words, text for BM25. Early fusion combines the parts of each
+space into ONE weighted, normalised vector (one ANN search per space, one BM25); late fusion
+searches every part on its own and merges the ranked lists with RRF.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgerag.encoders.base import normalize
+from edgerag.errors import ConfigError, InputError
+from edgerag.types import Query
+
+if TYPE_CHECKING:
+    from edgerag.engine import Engine
+
+FUSIONS = ("early", "late")
+TEXT, VISUAL, JOINT = "text", "visual", "joint"
+
+
+@dataclass
+class Part:
+    modality: str  # the query modality it came from: "text" | "image" | "audio"
+    space: str
+    vector: np.ndarray  # (dim,) unit norm
+    text: str | None  # words for BM25 (None for pure-visual parts)
+    weight: float = 1.0
+
+
+@dataclass
+class EncodedQuery:
+    parts: list[Part]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # modality → text read/heard from it
+
+    def fused(self) -> dict[str, np.ndarray]:
+        """Early fusion: one weighted, normalised vector per space."""
+        out: dict[str, np.ndarray] = {}
+        for space in dict.fromkeys(p.space for p in self.parts):
+            vecs = [p.weight * p.vector for p in self.parts if p.space == space]
+            out[space] = normalize(np.sum(vecs, axis=0)[None, :])[0]
+        return out
+
+    def bm25_text(self) -> str:
+        return " ".join(p.text for p in self.parts if p.text and p.space == TEXT)
+
+
+def _read(value: bytes | str | Path, what: str) -> tuple[str, bytes]:
+    if isinstance(value, bytes | bytearray):
+        return f"query {what}", bytes(value)
+    path = Path(value)
+    try:
+        return str(path), path.read_bytes()
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read query {what}: {exc.strerror or exc}") from exc
+
+
+def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery:
+    """Encode every modality of ``query`` into its parts (text encoder batched once)."""
+    weights = {"text": 1.0, "image": 1.0, "audio": 1.0, **(query.weights or {})}
+    unknown = set(weights) - {"text", "image", "audio"}
+    if unknown:
+        raise ConfigError(f"unknown query weights {sorted(unknown)}; use text, image, audio")
+    encoded = EncodedQuery(parts=[])
+    texts: dict[str, str] = {}
+    if query.text and query.text.strip():
+        texts["text"] = query.text
+    image_visual = None
+    if query.image is not None:
+        media = engine.media
+        name, data = _read(query.image, "image")
+        try:
+            image_text, image_visual, ms = media.query_image(data, ocr=ocr)
+        except InputError as exc:
+            raise InputError(name, exc.reason) from exc
+        encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
+        if image_text.strip():
+            texts["image"] = image_text
+    if query.audio is not None:
+        name, data = _read(query.audio, "audio")
+        try:
+            transcript, ms = engine.media.query_audio(data)
+        except InputError as exc:
+            raise InputError(name, exc.reason) from exc
+        encoded.timings_ms.update({f"audio_{k}": v for k, v in ms.items()})
+        if transcript.strip():
+            texts["audio"] = transcript
+    if not texts and image_visual is None:
+        raise ConfigError("empty query: give text, an image or audio with speech")
+    t0 = time.perf_counter()
+    if texts:
+        vectors = engine.encoder.encode(list(texts.values()))
+        for (modality, text), vec in zip(texts.items(), vectors, strict=True):
+            encoded.parts.append(Part(modality, TEXT, vec, text, weights[modality]))
+    encoded.timings_ms["encode"] = (time.perf_counter() - t0) * 1000
+    if image_visual is not None and VISUAL in engine.indexes:
+        encoded.parts.append(Part("image", VISUAL, image_visual, None, weights["image"]))
+    encoded.texts = texts
+    _add_joint_parts(engine, query, encoded, weights)
+    return encoded
+
+
+def _add_joint_parts(
+    engine: Engine, query: Query, encoded: EncodedQuery, weights: dict[str, float]
+) -> None:
+    """CLIP-class joint space: text and images meet natively (only when weights are configured)."""
+    clip = engine.clip
+    if clip is None or JOINT not in engine.indexes:
+        return
+    t0 = time.perf_counter()
+    if query.text:
+        vec = clip.encode_text([query.text])[0]
+        encoded.parts.append(Part("text", JOINT, vec, None, weights["text"]))
+    if query.image is not None:
+        from edgerag.ingest.extract.image import load_image  # media extra
+
+        _, data = _read(query.image, "image")
+        vec = clip.encode_images([load_image("query image", data, engine.config.limits)])[0]
+        encoded.parts.append(Part("image", JOINT, vec, None, weights["image"]))
+    encoded.timings_ms["joint_encode"] = (time.perf_counter() - t0) * 1000
