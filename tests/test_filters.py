@@ -96,6 +96,8 @@ def test_bad_filters_are_config_errors():
         where_clause({"bad key;drop": 1})
     with pytest.raises(ConfigError):
         where_clause({"ingested_after": "yesterday-ish"})
+    with pytest.raises(ConfigError, match="time_from"):
+        where_clause({"time_from": "soon"})
 
 
 def test_cli_filter_parsing():

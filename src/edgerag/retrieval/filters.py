@@ -86,7 +86,10 @@ def _clause(key: str, value: Any, params: list[Any]) -> str:
         params.append(_timestamp(key, value))
         return "d.created >= ?" if key == "ingested_after" else "d.created <= ?"
     if key in ("time_from", "time_to"):
-        params.append(float(value))
+        try:
+            params.append(float(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"filter {key}: {value!r} is not a number of seconds") from None
         return "COALESCE(i.t_end, i.t_start) >= ?" if key == "time_from" else "i.t_start <= ?"
     if not _KEY.match(key):
         raise ConfigError(f"filter key {key!r} is not a valid metadata key")
