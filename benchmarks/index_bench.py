@@ -15,6 +15,7 @@ so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selecti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -68,13 +69,21 @@ def exact_topk(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray |
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
+    hits = [
+        len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
+    ]
     return float(np.sum(hits) / truth.size)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss_bytes() -> tuple[int, int]:
+    """(total RSS, anonymous RSS) in bytes; the difference is mapped files (the originals)."""
+    fields = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon"):
+                fields[name] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["RssAnon"]
 
 
 def dir_bytes(path: Path) -> int:
@@ -136,15 +145,24 @@ def raw_search_fn(space: SpaceIndex, k: int):
 
 
 def bench_one(
-    engine: str, quant: str, data: np.ndarray, queries: np.ndarray, truth: dict[str, Any],
+    engine: str,
+    quant: str,
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: dict[str, Any],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     n, dim = data.shape
     k = 10
     cfg = IndexConfig(
-        backend=engine, quantization=quant, oversample=args.oversample,
-        connectivity=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
-        exact_threshold=args.exact_threshold, exact_fraction=args.exact_fraction,
+        backend=engine,
+        quantization=quant,
+        oversample=args.oversample,
+        connectivity=args.m,
+        ef_construction=args.ef_construction,
+        ef_search=args.ef_search,
+        exact_threshold=args.exact_threshold,
+        exact_fraction=args.exact_fraction,
     )
     row: dict[str, Any] = {"engine": engine, "quant": quant}
     keys = np.arange(n, dtype=np.int64)
@@ -163,10 +181,14 @@ def bench_one(
         space.checkpoint(1)
         row["checkpoint_s"] = round(time.perf_counter() - t0, 2)
         row["disk_B_per_vec"] = round(dir_bytes(Path(td)) / n)
+        engine_files = [p for p in Path(td).glob("ckpt-*/*") if not p.name.startswith("originals")]
+        row["engine_B_per_vec"] = round(sum(p.stat().st_size for p in engine_files) / n)
 
         found, plans, lat = time_queries(lambda q: space.search(q, k), qs)
         gc.collect()
-        row["rss_B_per_vec"] = round((rss_bytes() - rss0) / n)
+        rss1 = rss_bytes()
+        row["rss_B_per_vec"] = round((rss1[0] - rss0[0]) / n)
+        row["heap_B_per_vec"] = round((rss1[1] - rss0[1]) / n)
         row["recall@10"] = round(recall(found, truth["all"][:nq]), 4)
         row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
         row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
@@ -186,17 +208,46 @@ def bench_one(
             row[f"f{label}_recall@10"] = round(recall(ffound, truth[f"truth_{label}"][:nq]), 4)
             row[f"f{label}_p50_ms"] = round(float(np.percentile(flat_, 50)), 3)
             row[f"f{label}_plan"] = fplans[0]
+            if engine != "flat" and fplans[0].startswith("exact"):
+                # what the planner avoided: the ANN filter path on the same graph
+                default_cfg = space.config
+                space.config = dataclasses.replace(cfg, exact_threshold=0, exact_fraction=0.0)
+                afound, aplans, alat = time_queries(lambda q, a=allowed: space.search(q, k, a), qs)
+                space.config = default_cfg
+                row[f"f{label}_ann_recall@10"] = round(
+                    recall(afound, truth[f"truth_{label}"][:nq]), 4
+                )
+                row[f"f{label}_ann_p50_ms"] = round(float(np.percentile(alat, 50)), 3)
+                row[f"f{label}_ann_plan"] = aplans[0]
         space.close()
     return row
 
 
 COLUMNS = [
-    ("engine", "engine"), ("quant", "quant"), ("build_s", "build s"), ("disk_B_per_vec", "disk B/vec"),
-    ("rss_B_per_vec", "RSS B/vec"), ("recall@10", "recall@10"), ("p50_ms", "p50 ms"),
-    ("p99_ms", "p99 ms"), ("raw_recall@10", "raw recall"), ("raw_p50_ms", "raw p50 ms"),
-    ("overhead_x", "overhead"), ("f10%_recall@10", "10% recall"), ("f10%_p50_ms", "10% p50 ms"),
-    ("f10%_plan", "10% plan"), ("f1%_recall@10", "1% recall"), ("f1%_p50_ms", "1% p50 ms"),
-    ("f1%_plan", "1% plan"), ("plan", "plan"),
+    ("engine", "engine"),
+    ("quant", "quant"),
+    ("build_s", "build s"),
+    ("disk_B_per_vec", "disk B/vec"),
+    ("engine_B_per_vec", "engine B/vec"),
+    ("rss_B_per_vec", "RSS B/vec"),
+    ("heap_B_per_vec", "heap B/vec"),
+    ("recall@10", "recall@10"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("raw_recall@10", "raw recall"),
+    ("raw_p50_ms", "raw p50 ms"),
+    ("overhead_x", "overhead"),
+    ("f10%_recall@10", "10% recall"),
+    ("f10%_p50_ms", "10% p50 ms"),
+    ("f10%_plan", "10% plan"),
+    ("f1%_recall@10", "1% recall"),
+    ("f1%_p50_ms", "1% p50 ms"),
+    ("f1%_plan", "1% plan"),
+    ("f10%_ann_recall@10", "10% ANN recall"),
+    ("f10%_ann_p50_ms", "10% ANN p50 ms"),
+    ("f1%_ann_recall@10", "1% ANN recall"),
+    ("f1%_ann_p50_ms", "1% ANN p50 ms"),
+    ("plan", "plan"),
 ]
 
 
@@ -241,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = np.sort(rng.choice(args.n, int(args.n * frac), replace=False))
         truth[f"allowed_{label}"] = rows.astype(np.int64)  # keys == row numbers here
         truth[f"truth_{label}"] = exact_topk(data, queries, 10, rows)
-    print(f"data {args.n}x{args.dim} + ground truth in {time.perf_counter() - t0:.1f}s",
-          file=sys.stderr)
+    print(
+        f"data {args.n}x{args.dim} + ground truth in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
 
     results = []
     for engine in args.engines.split(","):
@@ -250,12 +303,17 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             row = bench_one(engine, quant, data, queries, truth, args)
             results.append(row)
-            print(f"{engine}/{quant} done in {time.perf_counter() - t:.1f}s: {row}",
-                  file=sys.stderr, flush=True)
-    print(f"\nn={args.n} dim={args.dim} queries={args.queries} M={args.m} "
-          f"efC={args.ef_construction} ef={args.ef_search} oversample={args.oversample} "
-          f"exact_threshold={args.exact_threshold} exact_fraction={args.exact_fraction} "
-          f"cores={os.cpu_count()}\n")
+            print(
+                f"{engine}/{quant} done in {time.perf_counter() - t:.1f}s: {row}",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"\nn={args.n} dim={args.dim} queries={args.queries} M={args.m} "
+        f"efC={args.ef_construction} ef={args.ef_search} oversample={args.oversample} "
+        f"exact_threshold={args.exact_threshold} exact_fraction={args.exact_fraction} "
+        f"cores={os.cpu_count()}\n"
+    )
     print(markdown(results))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))

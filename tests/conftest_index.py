@@ -36,5 +36,8 @@ def brute_force(data: np.ndarray, keys: np.ndarray, queries: np.ndarray, k: int,
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) for f, t in zip(found, truth))
+    hits = sum(
+        len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist()))
+        for f, t in zip(found, truth, strict=True)
+    )
     return hits / max(1, int((truth >= 0).sum()))

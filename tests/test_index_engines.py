@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest_index import ENGINES, QUANTS, brute_force, clustered, queries_near, recall
 
+from conftest_index import ENGINES, QUANTS, brute_force, clustered, queries_near, recall
 from edgerag.index import create_engine
 from edgerag.index.base import IndexConfig
 from edgerag.index.space import SpaceIndex
@@ -209,3 +209,27 @@ def test_filter_with_only_unknown_keys_returns_nothing(built):
     space = built("faiss", "int8")
     res, _ = space.search(QUERIES[:3], K, allowed=np.array([-1, 5, 7], dtype=np.int64))
     assert (res.keys == -1).all()
+
+
+def test_faiss_int8_retrains_after_a_tiny_first_batch(tmp_path):
+    """SQ8 ranges learnt from 5 vectors would clip most later ones; growth triggers a retrain."""
+    space = SpaceIndex.open(tmp_path, SPEC, config("faiss", "int8", oversample=1.0))
+    space.upsert(KEYS[:5], DATA[:5])
+    space.upsert(KEYS[5:], DATA[5:])
+    assert space._engine._trained_on == N
+    res, plan = space.search(QUERIES, K)
+    assert plan == "ann"
+    assert recall(res.keys, TRUTH) >= RAW_RECALL_FLOOR["int8"]
+
+
+@pytest.mark.parametrize("with_source", [True, False])
+def test_faiss_binary_compaction(with_source):
+    eng = create_engine(DIM, "cos", config("faiss", "binary"))
+    if with_source:
+        lookup = dict(zip(KEYS.tolist(), range(N), strict=True))
+        eng.vector_source = lambda keys: DATA[[lookup[int(k)] for k in keys]]
+    eng.add(KEYS[:500], DATA[:500])
+    eng.remove(KEYS[:150])  # 30% tombstones → rebuilt
+    assert eng.tombstones == 0 and len(eng) == 350
+    res = eng.search(DATA[150:160], 1)
+    assert np.mean(res.keys[:, 0] == KEYS[150:160]) >= 0.8

@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 import pytest
-from conftest_index import ENGINES, brute_force, clustered, queries_near, recall
 
+from conftest_index import ENGINES, brute_force, clustered, queries_near, recall
 from edgerag.errors import IndexCorruptError, MissingExtraError, NotFoundError
 from edgerag.index import create_engine
 from edgerag.index.base import IndexConfig
@@ -26,6 +26,8 @@ SPEC = SpaceSpec("text", "fake", "1", DIM)
 
 
 def cfg(engine: str = "faiss", quant: str = "int8", **kw) -> IndexConfig:
+    # small graphs build fast; these tests are about files and plans, recall is checked elsewhere
+    kw = {"connectivity": 16, "ef_construction": 64, **kw}
     return dataclasses.replace(IndexConfig(backend=engine, quantization=quant), **kw)
 
 
@@ -317,3 +319,15 @@ def test_copy_of_checkpoint_opens_elsewhere(tmp_path):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     space = SpaceIndex.open(tmp_path / "b", SPEC, cfg())
     assert len(space) == N - 100 and space.applied_lsn == 7
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_checkpoint_of_an_empty_index_reopens(tmp_path, engine):
+    space = SpaceIndex.open(tmp_path, SPEC, cfg(engine))
+    space.upsert(np.empty(0, np.int64), np.empty((0, DIM), np.float32))
+    space.checkpoint(4)
+    space.close()
+    again = SpaceIndex.open(tmp_path, SPEC, cfg(engine))
+    assert again.applied_lsn == 4 and len(again) == 0
+    again.upsert(KEYS[:20], DATA[:20])
+    assert again.search(DATA[:1], 1)[0].keys[0, 0] == KEYS[0]

@@ -30,12 +30,14 @@ AUTO_COMPACT_FRACTION = 0.2
 # Below this many queries one OpenMP thread is fastest: faiss parallelises HNSW search over
 # queries only, so extra threads add fork/join cost to a single query and nothing else.
 PARALLEL_MIN_QUERIES = 4
+PARALLEL_MIN_ADD = 2000  # vectors per extra thread when adding
 # faiss QT_8bit trains per-dimension min/max; widen it so later vectors are not clipped.
 SQ_RANGE_MARGIN = 0.05
-# Retrain the scalar quantizer (rebuild) while the index is still small and has grown this much
-# since training: a first batch of 10 vectors must not fix the ranges for a million.
+# Retrain the scalar quantizer while it was trained on few vectors and the index has grown this
+# much since: a first batch of 10 vectors must not fix the ranges for a million. Retraining
+# re-encodes the storage only (O(n)); the graph stays.
 RETRAIN_GROWTH = 4
-RETRAIN_MAX_TRAINED = 50_000
+RETRAIN_MAX_TRAINED = 10_000
 
 
 def _cores() -> int:
@@ -112,7 +114,9 @@ class FaissEngine(AnnEngine):
         if len(vectors) != len(keys):
             raise ValueError("keys and vectors differ in length")
         codes = self._encode(vectors)
-        self._set_threads(_cores())  # graph construction parallelises over the batch
+        # graph construction parallelises over the batch; for small batches the OpenMP fork/join
+        # (and spinning on a busy 2-core box) costs more than it saves
+        self._set_threads(min(_cores(), max(1, len(keys) // PARALLEL_MIN_ADD)))
         if not self.binary and not self._index.is_trained:
             self._index.train(codes)
             self._trained_on = len(codes)
@@ -124,8 +128,7 @@ class FaissEngine(AnnEngine):
         self._map.insert(keys, labels)
         self._live_bitmap = None
         if self._should_retrain():
-            logger.info("retraining scalar quantizer on %d vectors", len(self))
-            self.compact(retrain=True)
+            self._retrain()
 
     def _should_retrain(self) -> bool:
         return (
@@ -134,6 +137,23 @@ class FaissEngine(AnnEngine):
             and 0 < self._trained_on < RETRAIN_MAX_TRAINED
             and len(self) >= RETRAIN_GROWTH * self._trained_on
         )
+
+    def _retrain(self) -> None:
+        """Retrain the SQ ranges on every vector and re-encode the storage in label order."""
+        assert self.vector_source is not None
+        n = self._n_labels
+        x = np.empty((n, self.dim), dtype=np.float32)
+        live = np.flatnonzero(self._label_keys[:n] >= 0)
+        dead = np.flatnonzero(self._label_keys[:n] < 0)
+        x[live] = self.vector_source(self._label_keys[live])
+        if len(dead):  # tombstones are never returned; their decoded codes are good enough
+            x[dead] = self._index.reconstruct_batch(dead)
+        storage = self.faiss.downcast_index(self._index.storage)
+        storage.train(x)
+        storage.reset()
+        storage.add(x)  # same order → same labels; the HNSW graph keeps referring to them
+        self._trained_on = n
+        logger.info("retrained faiss scalar quantizer on %d vectors", n)
 
     def _grow_labels(self, need: int) -> None:
         if len(self._label_keys) >= need:
@@ -152,23 +172,22 @@ class FaissEngine(AnnEngine):
         if self._tombstones > AUTO_COMPACT_FRACTION * max(self._n_labels, 1):
             self.compact()
 
-    def compact(self, retrain: bool = False) -> None:
+    def compact(self) -> None:
         """Rebuild the graph from live vectors (from ``vector_source`` when set, else decoded)."""
-        if self._tombstones == 0 and not retrain:
+        if self._tombstones == 0:
             return
         live = np.flatnonzero(self._label_keys[: self._n_labels] >= 0)
         keys = self._label_keys[live].copy()
-        if self.vector_source is not None and not self.binary:
-            vectors = self.vector_source(keys)
-        else:
-            vectors = self._reconstruct(live)
+        from_source = self.vector_source is not None
+        vectors = self.vector_source(keys) if self.vector_source else self._reconstruct(live)
         logger.info("compacting faiss index: %d live, %d tombstones", len(live), self._tombstones)
         self._reset_state()
         if len(keys) == 0:
             return
-        if self.binary:  # codes are already packed bits: add them as they are
+        if self.binary and not from_source:  # reconstructed codes are packed bits already
             self._index.add(vectors)
-            self._label_keys = keys
+            self._grow_labels(len(keys))
+            self._label_keys[: len(keys)] = keys
             self._n_labels = len(keys)
             self._map.insert(keys, np.arange(len(keys)))
         else:

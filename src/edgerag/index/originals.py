@@ -173,9 +173,7 @@ class Originals:
             return np.empty((0, self.dim), dtype=np.float32)
         return self._arr[rows]
 
-    def rescore(
-        self, queries: Vectors, result: SearchResult, k: int, metric: str
-    ) -> SearchResult:
+    def rescore(self, queries: Vectors, result: SearchResult, k: int, metric: str) -> SearchResult:
         """Exact scores of each query's candidates, re-ranked to the top-k."""
         cand = result.keys
         nq, c = cand.shape

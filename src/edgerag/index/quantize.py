@@ -219,9 +219,7 @@ def get_codec(name: str, dim: int) -> Codec:
     try:
         return CODECS[name](dim)
     except KeyError:
-        raise ConfigError(
-            f"unknown quantization {name!r}; choose one of {list(CODECS)}"
-        ) from None
+        raise ConfigError(f"unknown quantization {name!r}; choose one of {list(CODECS)}") from None
 
 
 def _similarity(

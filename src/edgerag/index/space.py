@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
-# Sign bits alone rank poorly: below ~4x candidates recall@10 drops under 0.9 (measured).
+# Sign bits alone rank poorly (raw recall@10 0.34 at 100k × 512); 10x candidates rescored on
+# the originals give 0.995 there, so binary never rescored fewer than that.
 MIN_OVERSAMPLE = {"binary": 10.0}
 # Rewrite the originals at checkpoint when this share of its rows is dead.
 ORIGINALS_COMPACT_FRACTION = 0.25
@@ -306,9 +307,9 @@ class SpaceIndex:
     def upsert(self, keys: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         """Insert or replace vectors by key (the last occurrence wins within one batch)."""
         keys = np.asarray(keys, dtype=np.int64).ravel()
-        v = self._prepare(vectors, len(keys))
         if len(keys) == 0:
             return
+        v = self._prepare(vectors, len(keys))
         # last occurrence of each key wins
         _, last = np.unique(keys[::-1], return_index=True)
         if len(last) != len(keys):
