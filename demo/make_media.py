@@ -262,9 +262,19 @@ def video() -> None:
         c.mux(aus.encode(None))
 
 
+def spoken_question() -> None:
+    """A question asked by voice (a query for the demo, not a document: kept in queries/)."""
+    queries = OUT.parent / "queries"
+    queries.mkdir(exist_ok=True)
+    write_wav(
+        espeak("How often should the pump bearings be regreased?"), queries / "spoken-question.wav"
+    )
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    for build in (overview, seal_plan, bearings, skid_photo, strainer_photo, voice_notes, video):
+    builds = (overview, seal_plan, bearings, skid_photo, strainer_photo, voice_notes, video)
+    for build in (*builds, spoken_question):
         build()
     for path in sorted(OUT.iterdir()):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]

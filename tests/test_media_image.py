@@ -168,9 +168,14 @@ def test_label_rendering_and_caption_transfer() -> None:
     lines = text.split("\n")
     assert lines[0] == "Chelsea on the sofa" and lines[1] == "NO SMOKING"
     assert lines[2] == "cat face; grinning cat"
-    assert lines[3] == "tabby, tabby cat, cat (a cat with a grey coat)"  # modem: below min_prob
+    assert lines[3] == "tabby, tabby cat"  # lean default; modem: below min_prob
     assert lines[4:] == ["gray", "cat photo"]
-    plain = render_image_text(labels=[(tabby, 0.1)], style=LabelStyle(synonyms=False))
+    rich = LabelStyle(glosses=True, hypernyms=True)
+    text = render_image_text(labels=[(tabby, 0.6), (modem, 0.02)], style=rich)
+    assert text == "tabby, tabby cat, cat (a cat with a grey coat)"
+    plain = render_image_text(
+        labels=[(tabby, 0.1)], style=LabelStyle(synonyms=False, glosses=True, hypernyms=True)
+    )
     assert plain == "tabby, cat"  # no gloss under gloss_prob
 
     bank = CaptionBank(np.eye(3, dtype=np.float32), ["red heart", "pump skid", "cat face"])
