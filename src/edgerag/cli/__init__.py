@@ -32,7 +32,9 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """edgerag: edge-first multimodal RAG on one small CPU box."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
-from edgerag.cli import core, demo  # noqa: E402,F401  (registers commands)
+from edgerag.cli import ask, bench, core, demo, fleet, serve  # noqa: E402,F401  (registers commands)

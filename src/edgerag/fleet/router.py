@@ -1,0 +1,374 @@
+"""Scatter-gather search over the fleet (router) and the replica side that answers (responder).
+
+Each healthy replica of shard ``s`` joins the NATS queue group ``replicas`` on
+``edgerag.<c>.search.<s>`` (a quarantined one leaves it) and also listens on
+``edgerag.<c>.search.<s>.<node>``. The router sends one request per shard:
+
+* to the queue group when every assigned replica of the shard is healthy (NATS picks one);
+* directly to a healthy replica when the KV view shows an unhealthy one, because a frozen
+  process keeps its queue subscription until the server notices it is dead;
+* after a timeout or refusal, **one retry**, hedged to every healthy replica at once (first
+  answer wins).
+
+Answers are merged by score. A shard that does not answer before the deadline is listed in
+``missing_shards`` and the response is ``partial`` — never silently incomplete. Dense scores
+are exact cosine similarities, so a fleet's dense ranking equals a single node's on the same
+data; BM25 statistics (IDF) are per replica, so hybrid/BM25 fleet rankings can differ slightly
+from one node's, as in any sharded BM25 engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edgerag.config import MODES
+from edgerag.errors import ConfigError
+from edgerag.fleet.nats import SEARCH_QUEUE, Names
+from edgerag.fleet.sharding import shard_for
+from edgerag.fleet.shardmap import SERVING
+from edgerag.retrieval.fusion import reciprocal_rank_fusion
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+    from edgerag.engine import Engine
+    from edgerag.fleet.replication import Replicator
+    from edgerag.fleet.shardmap import FleetView
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FleetSearchResponse:
+    """Merged fleet answer; ``partial`` is True when ``missing_shards`` is not empty."""
+
+    hits: list[dict[str, Any]]
+    mode: str
+    partial: bool = False
+    missing_shards: list[int] = field(default_factory=list)
+    shards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hits": self.hits,
+            "mode": self.mode,
+            "partial": self.partial,
+            "missing_shards": self.missing_shards,
+            "shards": {str(s): v for s, v in self.shards.items()},
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+def _by_score(hits: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    seen: dict[int, dict[str, Any]] = {}
+    for hit in hits:  # a document can only live in one shard; dedupe defensively anyway
+        if hit["key"] not in seen or hit["score"] > seen[hit["key"]]["score"]:
+            seen[hit["key"]] = hit
+    return sorted(seen.values(), key=lambda h: (-h["score"], h["key"]))[:limit]
+
+
+def merge(
+    parts: list[dict[str, Any]], k: int, mode: str, candidates: int = 50, rrf_k: int = 60
+) -> list[dict[str, Any]]:
+    """Merge per-shard answers: by score, or (hybrid) by global RRF over merged components."""
+    if mode != "hybrid":
+        return _by_score([h for p in parts for h in p["hits"]], k)
+    dense = _by_score([h for p in parts for h in p["dense"]], candidates)
+    bm25 = _by_score([h for p in parts for h in p["bm25"]], candidates)
+    rows = {h["key"]: dict(h) for h in bm25 + dense}
+    lists = [[(h["key"], h["score"]) for h in dense], [(h["key"], h["score"]) for h in bm25]]
+    components = {"dense": dict(lists[0]), "bm25": dict(lists[1])}
+    out = []
+    for key, score in reciprocal_rank_fusion(lists, limit=k, k=rrf_k):
+        hit = rows[key]
+        comps = {name: c[key] for name, c in components.items() if key in c}
+        hit["scores"] = {**comps, "rrf": round(score, 6)}
+        hit["score"] = round(score, 6)
+        out.append(hit)
+    return out
+
+
+class Router:
+    """Client side of fleet search; needs a connected client and a started :class:`FleetView`."""
+
+    def __init__(self, nc: Client, view: FleetView, deadline_s: float = 2.0) -> None:
+        self.nc = nc
+        self.view = view
+        self.deadline_s = deadline_s
+
+    @property
+    def names(self) -> Names:
+        assert self.view.config is not None, "fleet config not loaded"
+        return self.view.config.names
+
+    async def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: dict[str, Any] | None = None,
+        min_seq: int | None = None,
+        deadline_s: float | None = None,
+    ) -> FleetSearchResponse:
+        """Search every shard; ``min_seq`` = read-your-writes (replicas wait until the op with
+        that log sequence is applied, within the deadline)."""
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; choose one of {list(MODES)}")
+        if not 1 <= k <= 1000 or not query.strip():
+            raise ConfigError("need a non-empty query and 1 <= k <= 1000")
+        if self.view.config is None:
+            raise ConfigError("no fleet config in KV yet: is any node running?")
+        t0 = time.perf_counter()
+        deadline = time.time() + (deadline_s or self.deadline_s)
+        request = {
+            "q": query,
+            "k": k,
+            "mode": mode,
+            "filters": filters,
+            "min_seq": min_seq,
+            "deadline": deadline,
+        }
+        payload = json.dumps(request).encode()
+        shards = range(self.view.config.shards)
+        answers = await asyncio.gather(*(self._ask(s, payload, deadline) for s in shards))
+        parts, info, missing = [], {}, []
+        for shard, (answer, meta) in zip(shards, answers, strict=True):
+            info[shard] = meta
+            if answer is None:
+                missing.append(shard)
+            else:
+                parts.append(answer)
+        hits = merge(parts, k, mode)
+        ms = (time.perf_counter() - t0) * 1000
+        return FleetSearchResponse(hits, mode, bool(missing), missing, info, {"total": ms})
+
+    def _subject(self, shard: int) -> str | None:
+        assigned = self.view.shardmap.get(shard, [])
+        healthy = self.view.healthy_replicas(shard)
+        if not assigned:
+            return None
+        if not healthy or len(healthy) == len(assigned):
+            # With no fresh heartbeat at all the router's own view may be the stale part (its
+            # loop was busy): ask the queue group anyway; replicas refuse when they must not
+            # answer, so this never routes a read to a quarantined replica.
+            return self.names.search(shard)
+        return self.names.search(shard, random.choice(healthy))
+
+    def _retry_targets(self, shard: int) -> list[str]:
+        healthy = self.view.healthy_replicas(shard)
+        if not healthy:  # same reasoning as above: let the replicas decide
+            healthy = [
+                n
+                for n in self.view.shardmap.get(shard, [])
+                if self.view.heartbeats.get(n, {})
+                .get("shards", {})
+                .get(str(shard), {})
+                .get("state")
+                == SERVING
+            ]
+        return [self.names.search(shard, n) for n in healthy]
+
+    async def _ask(
+        self, shard: int, payload: bytes, deadline: float
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        meta: dict[str, Any] = {"attempts": 0}
+        subject = self._subject(shard)
+        if subject is not None:
+            meta["attempts"] = 1
+            # The first try gets part of the budget so that one retry still fits.
+            budget = max((deadline - time.time()) * 0.45, 0.01)
+            answer, error = await self._request(subject, payload, budget)
+            if answer is not None:
+                meta["node"] = answer.get("node")
+                return answer, meta
+            meta["error"] = error
+        retry = self._retry_targets(shard)
+        if not retry:
+            meta["error"] = meta.get("error") or "no healthy replica"
+            return None, meta
+        meta["attempts"] += 1
+        answer, error = await self._hedged(retry, payload, max(deadline - time.time(), 0.01))
+        if answer is None:
+            meta["error"] = error
+            return None, meta
+        meta["node"] = answer.get("node")
+        return answer, meta
+
+    async def _request(
+        self, subject: str, payload: bytes, timeout: float
+    ) -> tuple[dict[str, Any] | None, str]:
+        try:
+            reply = await self.nc.request(subject, payload, timeout=timeout)
+        except Exception as exc:  # timeout / no responders / connection trouble: retryable
+            return None, type(exc).__name__
+        answer = json.loads(reply.data)
+        if "error" in answer:
+            return None, f"{answer.get('node')}: {answer['error']}"
+        return answer, ""
+
+    async def _hedged(
+        self, subjects: list[str], payload: bytes, timeout: float
+    ) -> tuple[dict[str, Any] | None, str]:
+        tasks = [asyncio.create_task(self._request(s, payload, timeout)) for s in subjects]
+        error = "timeout"
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                answer, err = await next_done
+                if answer is not None:
+                    return answer, ""
+                error = err
+        finally:
+            for task in tasks:
+                task.cancel()
+        return None, error
+
+
+class Responder:
+    """Replica side: answers a shard's search requests from the local engine.
+
+    Args:
+        nc: NATS client.
+        engine: the node's engine.
+        names: subjects.
+        node_id: this node.
+        shards: the collection's shard count.
+        refuse: ``refuse(shard)`` → reason string when this replica must not answer now.
+        held: shards this node holds (to keep other shards' documents out of an answer).
+        replicator: for read-your-writes waits.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        engine: Engine,
+        names: Names,
+        node_id: str,
+        shards: int,
+        refuse: Callable[[int], str | None],
+        held: Callable[[], list[int]],
+        replicator: Replicator,
+    ) -> None:
+        self.nc = nc
+        self.engine = engine
+        self.names = names
+        self.node_id = node_id
+        self.shards = shards
+        self.refuse = refuse
+        self.held = held
+        self.replicator = replicator
+        self.served: dict[int, int] = {}
+        self._queue_subs: dict[int, Any] = {}
+        self._direct_subs: dict[int, Any] = {}
+
+    def in_queue(self, shard: int) -> bool:
+        return shard in self._queue_subs
+
+    async def listen(self, shard: int) -> None:
+        """Direct subject: always on (answers or refuses fast, so a retry never waits)."""
+        if shard not in self._direct_subs:
+            self._direct_subs[shard] = await self.nc.subscribe(
+                self.names.search(shard, self.node_id), cb=self._callback(shard)
+            )
+
+    async def join(self, shard: int) -> None:
+        if shard not in self._queue_subs:
+            self._queue_subs[shard] = await self.nc.subscribe(
+                self.names.search(shard), queue=SEARCH_QUEUE, cb=self._callback(shard)
+            )
+            logger.info("joined the read queue group of shard %d", shard)
+
+    async def leave(self, shard: int) -> None:
+        sub = self._queue_subs.pop(shard, None)
+        if sub is not None:
+            await sub.unsubscribe()
+            logger.info("left the read queue group of shard %d", shard)
+
+    async def drop(self, shard: int) -> None:
+        await self.leave(shard)
+        sub = self._direct_subs.pop(shard, None)
+        if sub is not None:
+            await sub.unsubscribe()
+
+    def _callback(self, shard: int) -> Callable[[Any], Any]:
+        async def handle(msg: Any) -> None:
+            answer = await self._answer(shard, msg.data)
+            answer["node"] = self.node_id
+            await msg.respond(json.dumps(answer).encode())
+
+        return handle
+
+    async def _answer(self, shard: int, data: bytes) -> dict[str, Any]:
+        reason = self.refuse(shard)
+        if reason:
+            return {"error": f"unavailable: {reason}"}
+        try:
+            req = json.loads(data)
+            if req.get("min_seq") and not await self._wait_seq(shard, req):
+                return {"error": f"behind: op {req['min_seq']} not applied before the deadline"}
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, self._search, shard, req)
+        except Exception as exc:  # a bad request must not kill the subscription
+            logger.warning("search on shard %d failed: %s", shard, exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        self.served[shard] = self.served.get(shard, 0) + 1
+        return answer
+
+    async def _wait_seq(self, shard: int, req: dict[str, Any]) -> bool:
+        while True:
+            if await self.replicator.caught_up(shard, int(req["min_seq"])):
+                return True
+            # Give up a little before the router does, so that it hears why.
+            if time.time() > float(req.get("deadline", 0)) - 0.1:
+                return False
+            await asyncio.sleep(0.02)
+
+    def _search(self, shard: int, req: dict[str, Any]) -> dict[str, Any]:
+        k, mode, filters = int(req["k"]), req["mode"], req.get("filters") or None
+        if mode == "hybrid":
+            n = max(k, self.engine.config.candidates)
+            return {
+                "dense": self._shard_hits(shard, req["q"], n, "dense", filters),
+                "bm25": self._shard_hits(shard, req["q"], n, "bm25", filters),
+            }
+        return {"hits": self._shard_hits(shard, req["q"], k, mode, filters)}
+
+    def _shard_hits(
+        self, shard: int, query: str, k: int, mode: str, filters: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Top-k of ``shard`` only. A node holding several shards over-fetches and filters;
+        if that leaves fewer than k while more may exist, it re-asks with an exact doc filter.
+        (Over-fetching is exact: if k of the shard's hits are among the node's top k', no
+        other hit of the shard can outrank them.)"""
+        held = self.held()
+        if held == [shard]:
+            return [h.to_dict() for h in self.engine.search(query, k, filters, mode).hits]
+        wide = min(k * max(len(held), 1) * 2, 1000)
+        hits = self.engine.search(query, wide, filters, mode).hits
+        mine = [h for h in hits if shard_for(h.doc_id, self.shards) == shard]
+        if len(mine) >= k or len(hits) < wide:
+            return [h.to_dict() for h in mine[:k]]
+        docs = self._shard_doc_ids(shard)
+        if not docs:
+            return []
+        scoped = dict(filters or {})
+        if "doc_id" in scoped:
+            given = scoped["doc_id"]
+            wanted = set(given if isinstance(given, list) else [given])
+            docs = [d for d in docs if d in wanted]
+            if not docs:
+                return []
+        scoped["doc_id"] = docs
+        return [h.to_dict() for h in self.engine.search(query, k, scoped, mode).hits]
+
+    def _shard_doc_ids(self, shard: int) -> list[str]:
+        from edgerag.fleet.drift import shard_documents
+
+        return [d for d, _ in shard_documents(self.engine, shard, self.shards)]

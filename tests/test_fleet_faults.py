@@ -1,0 +1,241 @@
+"""Fleet faults with real processes and a real NATS server (3 nodes, 2 shards x 2 replicas):
+kill -9 under query load, a node cut off past the image lag budget, encoder-version skew.
+
+Nodes use the hash encoder and the exact flat index (tests/fleet_worker.py): these tests verify
+replication, routing and quarantine, not embedding quality. Policies are shortened (image lag
+budget 1.5 s, drift check every second) so that each scenario takes seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgerag import Engine
+from edgerag.fleet.ingest_stream import IngestClient
+from edgerag.fleet.sharding import shard_for
+from edgerag.fleet.status import judge
+from fleet_harness import Fleet, image_op, make_docs, wait_for
+
+pytest.importorskip("nats")
+
+NODES = ["n1", "n2", "n3"]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path):
+    fl = Fleet(tmp_path)
+    try:
+        for node in NODES:
+            fl.start_node(node)
+        yield fl
+    finally:
+        fl.close()
+
+
+class Load:
+    """Steady query load in the background; records every outcome."""
+
+    def __init__(self, fl: Fleet, queries: list[str]) -> None:
+        self.fl = fl
+        self.queries = queries
+        self.results: list[tuple[float, Any]] = []
+        self.errors: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        i = 0
+        while True:
+            query = self.queries[i % len(self.queries)]
+            i += 1
+            try:
+                response = await self.fl.router.search(query, k=5, mode="dense")
+                self.results.append((time.time(), response))
+            except Exception as exc:  # recorded, asserted on later
+                self.errors.append(repr(exc))
+            await asyncio.sleep(0.03)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def failures(self) -> list[Any]:
+        return [r.to_dict() for _, r in self.results if r.partial] + self.errors
+
+    def answered_by(self, node: str) -> list[float]:
+        return [
+            ts for ts, r in self.results for meta in r.shards.values() if meta.get("node") == node
+        ]
+
+
+async def _setup(fl: Fleet, n_docs: int = 24) -> dict[str, str]:
+    await fl.connect()
+    await wait_for(fl.all_serving, 20, "every replica serving")
+    docs = make_docs(n_docs)
+    client = IngestClient(fl.nc, fl.names)
+    for name, text in docs.items():
+        await client.put(name, text.encode(), doc_id=name, wait=True)
+    return docs
+
+
+def _history(fl: Fleet, node: str, shard: int) -> list[list[Any]]:
+    return fl.view.heartbeats[node]["shards"][str(shard)]["history"]
+
+
+def test_kill_9_under_query_load_then_restart_and_catch_up(fleet: Fleet) -> None:
+    async def scenario() -> None:
+        docs = await _setup(fleet)
+        load = Load(fleet, list(docs.values())[:8])
+        load.start()
+        await asyncio.sleep(1.0)
+        fleet.signal("n2", signal.SIGKILL)
+        # Writes continue while n2 is dead; its replicas must catch them up later.
+        late = {f"late-{i}.txt": f"late document {i} spindle chuck encoder" for i in range(6)}
+        client = IngestClient(fleet.nc, fleet.names)
+        last = 0
+        for name, text in late.items():
+            last = (await client.put(name, text.encode(), doc_id=name, wait=True))["op_seq"]
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(fleet.start_node, "n2")
+        await wait_for(fleet.all_serving, 20, "n2 back and serving")
+        await asyncio.sleep(1.0)
+        await load.stop()
+        assert len(load.results) > 30
+        assert not load.failures(), [(f["shards"], f["timings_ms"]) for f in load.failures()[:3]]
+        assert max(meta["attempts"] for _, r in load.results for meta in r.shards.values()) <= 2
+        got = await fleet.router.search("late document spindle", k=10, mode="dense", min_seq=last)
+        assert {h["doc_id"] for h in got.hits} >= set(late)
+        mine = [s for s, nodes in fleet.view.shardmap.items() if "n2" in nodes]
+        fleet.stop_node("n2")
+        with Engine.open(fleet.tmp / "n2") as engine:  # the restarted replica caught up
+            for name in late:
+                if shard_for(name, fleet.shards) in mine:
+                    assert engine.store.document(name) is not None, name
+        await fleet.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_cut_off_node_is_quarantined_and_rejoins_after_catch_up(fleet: Fleet) -> None:
+    async def scenario() -> None:
+        docs = await _setup(fleet, 16)
+        for i in range(6):
+            await fleet.publish(image_op(f"photo-{i}.png", f"photo of pump seal {i}"))
+        await asyncio.sleep(1.0)
+        load = Load(fleet, list(docs.values())[:6])
+        load.start()
+        await asyncio.sleep(0.5)
+        t_stop = time.time()
+        fleet.signal("n1", signal.SIGSTOP)
+        await wait_for(lambda: not fleet.view.alive("n1"), 5, "n1 seen as unreachable")
+        status = judge(
+            fleet.view.config, fleet.view.members, fleet.view.shardmap, fleet.view.heartbeats
+        )
+        assert not status["green"] and status["nodes"]["n1"]["state"] == "unreachable"
+        # New image ops while n1 is cut off, and longer than the 1.5 s image lag budget.
+        for i in range(6, 12):
+            await fleet.publish(image_op(f"photo-{i}.png", f"photo of relay fuse {i}"))
+        await asyncio.sleep(2.5)
+        fleet.signal("n1", signal.SIGCONT)
+        shards = [s for s, nodes in fleet.view.shardmap.items() if "n1" in nodes]
+
+        def rejoined() -> bool:
+            if not fleet.view.alive("n1"):
+                return False
+            return all(
+                any(
+                    state == "quarantined" and ts > t_stop
+                    for ts, state, _ in _history(fleet, "n1", s)
+                )
+                and fleet.shard_state("n1", s) == "serving"
+                for s in shards
+            )
+
+        await wait_for(rejoined, 20, "n1 quarantined, then caught up, verified, serving")
+        t_rejoin = min(
+            ts
+            for s in shards
+            for ts, state, _ in _history(fleet, "n1", s)
+            if state == "serving" and ts > t_stop
+        )
+        await asyncio.sleep(0.5)
+        await load.stop()
+        assert not load.failures(), [(f["shards"], f["timings_ms"]) for f in load.failures()[:3]]
+        # No read was answered by n1 from the moment it froze until it had rejoined.
+        assert not [ts for ts in load.answered_by("n1") if t_stop < ts < t_rejoin]
+        reasons = [
+            r for s in shards for ts, st, r in _history(fleet, "n1", s) if st == "quarantined"
+        ]
+        assert any("cut off" in r or "lag" in r for r in reasons), reasons
+        hb = fleet.view.heartbeats["n1"]["shards"]
+        assert sum(s["modalities"]["image"]["applied"] for s in hb.values()) >= sum(
+            1 for i in range(6, 12) if shard_for(f"photo-{i}.png", fleet.shards) in shards
+        )
+        await fleet.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_encoder_version_skew_is_detected_quarantined_and_reconciled(fleet: Fleet) -> None:
+    async def scenario() -> None:
+        docs = await _setup(fleet, 16)
+        fleet.stop_node("n3")
+        t0 = time.time()
+        await asyncio.to_thread(
+            fleet.start_node, "n3", True
+        )  # re-embeds its store with another encoder version
+        shards = [s for s, nodes in fleet.view.shardmap.items() if "n3" in nodes]
+
+        def quarantined() -> bool:
+            return fleet.view.alive("n3") and all(
+                any("drift" in r or "encoder skew" in r for _, st, r in _history(fleet, "n3", s))
+                for s in shards
+            )
+
+        await wait_for(quarantined, 10, "drift detected on n3")
+        detected = min(
+            ts
+            for s in shards
+            for ts, st, r in _history(fleet, "n3", s)
+            if "drift" in r or "skew" in r
+        )
+        assert detected - t0 < 1.0 + 5.0  # one check cycle (+ process start)
+        await wait_for(
+            lambda: all(
+                any(st == "reconciling" for _, st, _ in _history(fleet, "n3", s)) for s in shards
+            ),
+            10,
+            "n3 reconciled",
+        )
+        # Reconciled: its stored vectors are the log's again (drift 0), but it still queries
+        # with the skewed encoder, so it must stay out of the read path.
+        await wait_for(
+            lambda: all(
+                (fleet.view.heartbeats["n3"]["shards"][str(s)]["modalities"]["text"]["drift"] or 0)
+                < 1e-4
+                for s in shards
+            ),
+            10,
+            "drift back to 0",
+        )
+        for s in shards:
+            assert fleet.shard_state("n3", s) != "serving"
+            assert "n3" not in fleet.view.healthy_replicas(s)
+        got = await fleet.router.search(next(iter(docs.values())), k=5, mode="dense")
+        assert not got.partial and "n3" not in {m.get("node") for m in got.shards.values()}
+        # The operator rolls the node back to the fleet's encoder: it verifies and rejoins.
+        fleet.stop_node("n3")
+        await asyncio.to_thread(fleet.start_node, "n3")
+        await wait_for(fleet.all_serving, 20, "n3 serving with the fleet's encoder")
+        await fleet.disconnect()
+
+    asyncio.run(scenario())

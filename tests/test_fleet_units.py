@@ -1,0 +1,140 @@
+"""Fleet logic that needs no NATS: sharding, policies, merging, status verdicts, parsing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from edgerag.errors import ConfigError
+from edgerag.fleet.ingest_stream import parse_message
+from edgerag.fleet.nats import Names, check_token
+from edgerag.fleet.policy import DEFAULT_POLICIES, Policies, parse_policy
+from edgerag.fleet.router import merge
+from edgerag.fleet.sharding import assign, replicas_for, shard_for
+from edgerag.fleet.shardmap import FleetConfig
+from edgerag.fleet.status import judge, render
+
+
+def test_shard_for_is_stable_and_balanced() -> None:
+    ids = [f"doc-{i}" for i in range(4000)]
+    first = [shard_for(d, 4) for d in ids]
+    assert first == [shard_for(d, 4) for d in ids]
+    counts = Counter(first)
+    assert set(counts) == {0, 1, 2, 3} and min(counts.values()) > 850
+
+
+def test_rendezvous_moves_few_replicas_when_a_node_joins() -> None:
+    before = assign(16, ["a", "b", "c"], 2)
+    after = assign(16, ["a", "b", "c", "d"], 2)
+    moved = sum(len(set(after[s]) - set(before[s])) for s in range(16))
+    assert all(len(set(v)) == 2 for v in after.values())
+    assert 0 < moved <= 16  # only replicas that "d" wins move (about R/N of them)
+    assert replicas_for(0, ["a"], 2) == ["a"]
+
+
+def test_policies_defaults_overrides_and_errors() -> None:
+    assert (
+        DEFAULT_POLICIES["text"].max_lag_s == 30
+        and DEFAULT_POLICIES["text"].drift_threshold == 0.05
+    )
+    assert (
+        DEFAULT_POLICIES["image"].max_lag_s == 5
+        and DEFAULT_POLICIES["audio"].drift_threshold == 0.02
+    )
+    policies = Policies().with_overrides(["image=1.5:0.01:2"])
+    assert policies["image"].max_lag_s == 1.5 and policies["image"].retries == 2
+    assert policies["unknown-modality"] == policies.fallback
+    assert Policies.from_dict(policies.to_dict()) == policies
+    with pytest.raises(ConfigError, match="MODALITY=MAX_LAG_S"):
+        parse_policy("image")
+    with pytest.raises(ConfigError, match="max_lag_s"):
+        parse_policy("image=0:0.1")
+    with pytest.raises(ConfigError, match="node id"):
+        check_token("node id", "has.dot")
+
+
+def test_fleet_config_roundtrip() -> None:
+    config = FleetConfig(collection="plant3", shards=3, replicas=2, heartbeat_s=0.5)
+    assert FleetConfig.from_json(config.to_json()) == config
+    assert Names("plant3").ops(1, "image", "ab") == "edgerag.plant3.ops.1.image.ab"
+
+
+def _hit(key: int, score: float) -> dict:
+    return {"key": key, "score": score, "id": str(key), "doc_id": str(key), "text": ""}
+
+
+def test_merge_by_score_and_global_rrf() -> None:
+    parts = [{"hits": [_hit(1, 0.9), _hit(2, 0.5)]}, {"hits": [_hit(3, 0.7), _hit(4, 0.1)]}]
+    assert [h["key"] for h in merge(parts, 3, "dense")] == [1, 3, 2]
+    hybrid = [
+        {"dense": [_hit(1, 0.9)], "bm25": [_hit(2, 5.0)]},
+        {"dense": [_hit(2, 0.8)], "bm25": [_hit(1, 1.0)]},
+    ]
+    fused = merge(hybrid, 2, "hybrid")
+    assert {h["key"] for h in fused} == {1, 2}
+    assert set(fused[0]["scores"]) == {"dense", "bm25", "rrf"}
+
+
+def _heartbeat(node: str, shards: dict[int, str], lag: float = 0.0, drift: float = 0.0) -> dict:
+    mods = {
+        "text": {
+            "applied": 3,
+            "pending": 0,
+            "lag_s": lag,
+            "drift": drift,
+            "sampled": 3,
+            "applied_seq": 3,
+        }
+    }
+    return {
+        "node": node,
+        "ts": time.time(),
+        "state": "serving",
+        "lsn": 3,
+        "shards": {
+            str(s): {"state": st, "reason": "", "modalities": mods} for s, st in shards.items()
+        },
+    }
+
+
+def test_judge_green_and_not_green() -> None:
+    config = FleetConfig(shards=2, replicas=2)
+    shardmap = {0: ["a", "b"], 1: ["b", "c"]}
+    members = {n: {} for n in "abc"}
+    beats = {
+        "a": _heartbeat("a", {0: "serving"}),
+        "b": _heartbeat("b", {0: "serving", 1: "serving"}),
+        "c": _heartbeat("c", {1: "serving"}),
+    }
+    status = judge(config, members, shardmap, beats)
+    assert status["green"], status["problems"]
+    assert "GREEN" in render(status)
+    beats["c"] = _heartbeat("c", {1: "quarantined"})
+    beats["a"] = _heartbeat("a", {0: "serving"}, drift=0.2)
+    status = judge(config, members, shardmap, beats)
+    assert not status["green"]
+    assert any("quarantined" in p for p in status["problems"])
+    assert any("drift" in p for p in status["problems"])
+    beats["b"]["ts"] -= 60
+    status = judge(config, members, shardmap, beats)
+    assert status["nodes"]["b"]["state"] == "unreachable"
+
+
+def test_parse_message_from_client_headers_and_mqtt_payloads() -> None:
+    names = Names()
+    msg = parse_message(
+        names,
+        "edgerag.default.in.docs",
+        b"body",
+        {"Edgerag-Id": "a%2Fb.md", "Edgerag-Name": "b.md", "Edgerag-Meta": "%7B%22k%22%3A%201%7D"},
+    )
+    assert (msg.doc_id, msg.name, msg.metadata) == ("a/b.md", "b.md", {"k": 1})
+    event = json.dumps({"id": "e1", "text": "overheated", "metadata": {"line": "7"}}).encode()
+    msg = parse_message(names, "edgerag.default.in.press7.evt", event, {})
+    assert msg.doc_id == "e1" and msg.data == b"overheated"
+    assert msg.metadata == {"line": "7", "device": "press7"}
+    raw = parse_message(names, "edgerag.default.in.press7.note", b"plain text", {})
+    assert raw.doc_id == "press7/note" and raw.name == "press7/note.txt"
