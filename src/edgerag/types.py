@@ -137,6 +137,9 @@ class SearchResponse:
     timings_ms: dict[str, float]
     mode: str
     plan: str = ""
+    # What was read or heard in the query, by modality ("text", "image" OCR/labels/caption,
+    # "audio" transcript): the answerer builds its question from it.
+    query_texts: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +147,7 @@ class SearchResponse:
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "mode": self.mode,
             "plan": self.plan,
+            "query_texts": self.query_texts,
         }
 
 

@@ -1,0 +1,367 @@
+"""Answer benchmark: query → ranked, cited context with the extractive answerer at 100k items.
+
+The collection is built once from real text (DATA.md) in a cache directory outside the repo
+and reused: every perlfaq answer (Debian perl-doc) and every Zaragoza construction FAQ answer
+(PyPI zaragoza-construction-faq) as documents, padded to ``--n`` items with WordNet glosses
+(Debian wordnet-base). Then every Q/A question is asked with the result cache off:
+
+* latency p50/p95 per stage (encode, search, rerank, answer = prompt + extractive) and total;
+* answer quality on the full Q/A set: the answer contains the gold (first) answer sentence,
+  cites the gold document; retrieval recall@1/@5 with and without the rerank;
+* with an LLM (``--llm URL --model NAME``; else the local fake OpenAI server from the tests,
+  labelled as such): time to first token and tokens/s, separately.
+
+    python benchmarks/answer_bench.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerag.generation.extractive import split_sentences
+
+PERLFAQ_DIR = Path("/usr/share/perl/5.36/pod")
+_POD_CODE = re.compile(r"[A-Z]<(?:<+\s(.*?)\s>+|([^<>]*))>", re.S)
+
+
+@dataclass
+class QA:
+    """One real question with its gold answer passage and gold (first) answer sentence."""
+
+    set: str
+    name: str  # the answer document's name (= its doc_id when ingested as (name, bytes))
+    question: str
+    answer: str
+    gold: str
+
+
+def pod_to_text(pod: str) -> str:
+    """POD body → plain text: formatting codes unwrapped, directives dropped."""
+    lines = []
+    for line in pod.splitlines():
+        if line.startswith("=item"):
+            line = line[5:].strip()
+        elif line.startswith("="):
+            continue
+        lines.append(line)
+    text = "\n".join(lines)
+    for _ in range(4):  # nested codes: C<L<...>>
+        text = _POD_CODE.sub(_pod_code, text)
+    return text.strip()
+
+
+def _pod_code(match: re.Match[str]) -> str:
+    kind = match.group(0)[0]
+    inner = match.group(1) if match.group(1) is not None else match.group(2)
+    if kind == "E":
+        return {"lt": "<", "gt": ">", "verbar": "|", "sol": "/"}.get(inner, inner)
+    if kind in "XZ":
+        return ""
+    if kind == "L":
+        return inner.split("|", 1)[0] if "|" in inner else inner.replace('/"', " ").strip('"')
+    return inner
+
+
+def _gold_sentence(answer: str) -> str | None:
+    for paragraph in re.split(r"\n\s*\n", answer):
+        if paragraph[:1].isspace() or paragraph.lstrip().startswith("(contributed"):
+            continue  # code blocks and attributions are not the answer
+        sentences = [s for s in split_sentences(paragraph) if len(s) >= 20]
+        if sentences:
+            return sentences[0]
+    return None
+
+
+def load_perlfaq(directory: Path = PERLFAQ_DIR) -> list[QA]:
+    """perlfaq1-9 from Debian perl-doc: ``=head2`` question, body answer (306 pairs)."""
+    out = []
+    for n in range(1, 10):
+        pod = (directory / f"perlfaq{n}.pod").read_text(encoding="utf-8", errors="replace")
+        parts = re.split(r"^=head2[ \t]+(.+)$", pod, flags=re.M)
+        for i in range(1, len(parts) - 1, 2):
+            body = re.split(r"^=head1", parts[i + 1], flags=re.M)[0]
+            answer = pod_to_text(body)
+            gold = _gold_sentence(answer)
+            if gold:
+                name = f"perlfaq{n}/{i // 2 + 1:03d}.txt"
+                out.append(QA("perlfaq", name, pod_to_text(parts[i]), answer, gold))
+    return out
+
+
+def load_zaragoza() -> list[QA]:
+    """PyPI zaragoza-construction-faq ``data/faq-en.jsonl`` (503 pairs, CC-BY-4.0)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("zaragoza_construction_faq")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("pip install zaragoza-construction-faq")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "faq-en.jsonl"
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        gold = _gold_sentence(row["a"])
+        if gold:
+            out.append(QA("zaragoza", f"zaragoza/{row['id']}.txt", row["q"], row["a"], gold))
+    return out
+
+
+def contains_gold(answer: str, gold: str) -> bool:
+    """The gold sentence appears verbatim (whitespace-normalised) in the answer."""
+    return " ".join(gold.split()) in " ".join(answer.split())
+
+
+# --------------------------------------------------------------------------- WordNet padding
+WORDNET_DIR = Path("/usr/share/wordnet")
+
+
+def wordnet_glosses(directory: Path = WORDNET_DIR) -> list[str]:
+    """``"word, other word: gloss"`` for every synset (117,659 in WordNet 3.0)."""
+    out = []
+    for part in ("noun", "verb", "adj", "adv"):
+        for line in (directory / f"data.{part}").read_text(encoding="utf-8").splitlines():
+            if line.startswith("  ") or "|" not in line:
+                continue  # licence header
+            head, gloss = line.split("|", 1)
+            fields = head.split()
+            count = int(fields[3], 16)
+            words = [fields[4 + 2 * i].replace("_", " ") for i in range(count)]
+            out.append(f"{', '.join(words)}: {gloss.strip()}")
+    return out
+
+
+def build_collection(directory: Path, n: int, qas: list[QA]) -> dict[str, Any]:
+    """Q/A answers as documents, then WordNet glosses (2,000 per op) up to ``n`` items."""
+    from edgerag import Engine, EngineConfig
+    from edgerag.ingest.documents import TEXT_SPACE
+    from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
+    from edgerag.types import item_key
+
+    t0 = time.perf_counter()
+    with Engine.open(directory, EngineConfig(synchronous="OFF")) as engine:
+        report = engine.ingest([(qa.name, qa.answer.encode()) for qa in qas])
+        have = report.items
+        glosses = wordnet_glosses()
+        need = max(0, n - have)
+        if need > len(glosses):
+            raise SystemExit(f"WordNet has {len(glosses)} glosses; cannot pad to {n} items")
+        enc = engine.encoder
+        for start in range(0, need, 2000):
+            texts = glosses[start : min(start + 2000, need)]
+            doc_id = f"wordnet/{start // 2000:03d}"
+            items = [
+                ItemRecord(item_key(doc_id, i), f"{doc_id}#{i}", i, "text", t)
+                for i, t in enumerate(texts)
+            ]
+            keys = np.array([it.key for it in items], dtype=np.int64)
+            data = "\n".join(texts).encode()
+            doc = DocumentRecord(
+                doc_id,
+                "wordnet-3.0",
+                "text",
+                "text/plain",
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+            )
+            vectors = {TEXT_SPACE: SpaceVectors(enc.id, enc.version, keys, enc.encode(texts))}
+            engine.apply(Op(UPSERT, doc_id, doc, items, vectors))
+            print(
+                f"  wordnet {start + len(texts):,}/{need:,} ({time.perf_counter() - t0:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        engine.checkpoint()
+        items = sum(engine.stats()["items"].values())
+    info = {"n": n, "items": items, "qa": len(qas), "build_s": round(time.perf_counter() - t0)}
+    (directory / "bench.json").write_text(json.dumps(info))
+    return info
+
+
+def open_collection(cache: Path, n: int, qas: list[QA], rebuild: bool) -> tuple[Any, dict]:
+    from edgerag import Engine
+
+    directory = cache / f"answer-{n}"
+    marker = directory / "bench.json"
+    info = json.loads(marker.read_text()) if marker.exists() else None
+    if rebuild or info is None or info.get("qa") != len(qas):
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        print(f"building {directory} (once; reused afterwards)", file=sys.stderr)
+        info = build_collection(directory, n, qas)
+    engine = Engine.open(directory)
+    engine.cache.enabled = False  # measure the uncached path
+    return engine, info
+
+
+# --------------------------------------------------------------------------- measurements
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def run_extractive(engine: Any, qas: list[QA], k: int) -> dict[str, Any]:
+    for qa in qas[:20]:  # warm-up: page cache, onnxruntime arenas
+        engine.ask(qa.question, k=k)
+    stages: dict[str, list[float]] = {
+        s: [] for s in ("encode", "search", "rerank", "answer", "total")
+    }
+    per_set: dict[str, dict[str, int]] = {}
+    for qa in qas:
+        engine.cache.memo.clear()  # every timed question pays for its own encode
+        answer = engine.ask(qa.question, k=k)
+        st = answer.stages_ms
+        stages["encode"].append(st["encode"])
+        stages["search"].append(st["search"])
+        stages["rerank"].append(answer.timings_ms["rerank"])
+        stages["answer"].append(st["prompt"] + answer.timings_ms["generate"])
+        stages["total"].append(answer.timings_ms["total"])
+        docs = [h.doc_id for h in answer.sources]
+        rrf = [h.doc_id for h in engine.search(qa.question, k=k).hits]
+        row = per_set.setdefault(
+            qa.set,
+            {"n": 0, "gold": 0, "doc": 0, "r1": 0, "r5": 0, "rrf1": 0, "rrf5": 0, "refused": 0},
+        )
+        row["n"] += 1
+        row["gold"] += contains_gold(answer.answer, qa.gold)
+        row["doc"] += any(c.doc_id == qa.name for c in answer.citations)
+        row["r1"] += docs[:1] == [qa.name]
+        row["r5"] += qa.name in docs
+        row["rrf1"] += rrf[:1] == [qa.name]
+        row["rrf5"] += qa.name in rrf
+        row["refused"] += answer.answer.startswith("I could not find")
+    return {"stages": stages, "quality": per_set}
+
+
+def run_llm(engine: Any, qas: list[QA], k: int, url: str | None, model: str | None) -> dict:
+    from edgerag.generation.openai_compat import OpenAICompatGenerator
+
+    server = None
+    label = f"{url} ({model})"
+    if url is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from test_generation import FakeOpenAI
+
+        server = FakeOpenAI(answer=" ".join(["token"] * 63) + " [1].", token_delay=0.0)
+        url, model = server.url, "fake"
+        label = "LOCAL FAKE OpenAI server (HTTP/SSE overhead only, no model)"
+    generator = OpenAICompatGenerator(url, model or "", timeout=120)
+    ttft, sources_ms, rates, tokens = [], [], [], []
+    try:
+        for qa in qas:
+            engine.cache.memo.clear()  # these questions were asked above: no free encodes
+            t0 = time.perf_counter()
+            first = last = None
+            count = 0
+            for event in engine.ask_stream(qa.question, k=k, generator=generator):
+                now = time.perf_counter()
+                if event["type"] == "sources":
+                    sources_ms.append((now - t0) * 1000)
+                elif event["type"] == "token":
+                    first = first or now
+                    last = now
+                    count += 1
+            if first is None:
+                continue
+            ttft.append((first - t0) * 1000)
+            tokens.append(count)
+            if last and last > first and count > 1:
+                rates.append((count - 1) / (last - first))
+    finally:
+        generator.close()
+        if server:
+            server.close()
+    return {"label": label, "ttft": ttft, "sources": sources_ms, "rates": rates, "tokens": tokens}
+
+
+# --------------------------------------------------------------------------- report
+def print_report(info: dict, res: dict, llm: dict | None, k: int, n_q: int) -> None:
+    st = res["stages"]
+    print(
+        f"\n### Extractive answers at {info['items']:,} items "
+        f"(k={k}, {n_q} questions, result cache off)\n"
+    )
+    print("| stage | p50 ms | p95 ms | mean ms |")
+    print("|---|---:|---:|---:|")
+    for name, values in st.items():
+        label = "**total (query → ranked, cited answer)**" if name == "total" else name
+        print(
+            f"| {label} | {pct(values, 50):.2f} | {pct(values, 95):.2f} | "
+            f"{statistics.fmean(values):.2f} |"
+        )
+    print("\n### Answer quality on the full Q/A sets (same 100k collection)\n")
+    print(
+        "| set | questions | answer contains gold sentence | cites gold doc | "
+        "recall@1 rerank / RRF | recall@5 rerank / RRF | said 'not found' |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    total = dict.fromkeys(("n", "gold", "doc", "r1", "r5", "rrf1", "rrf5", "refused"), 0)
+    for name, row in [*res["quality"].items(), ("all", total)]:
+        if name != "all":
+            for key in total:
+                total[key] += row[key]
+        n = row["n"]
+        print(
+            f"| {name} | {n} | {row['gold'] / n:.3f} | {row['doc'] / n:.3f} | "
+            f"{row['r1'] / n:.3f} / {row['rrf1'] / n:.3f} | "
+            f"{row['r5'] / n:.3f} / {row['rrf5'] / n:.3f} | {row['refused'] / n:.3f} |"
+        )
+    if llm:
+        print(f"\n### Streaming with an LLM: {llm['label']}\n")
+        print("| metric | p50 | p95 |")
+        print("|---|---:|---:|")
+        print(
+            f"| sources event (ms after ask) | {pct(llm['sources'], 50):.1f} | "
+            f"{pct(llm['sources'], 95):.1f} |"
+        )
+        print(
+            f"| time to first token (ms after ask) | {pct(llm['ttft'], 50):.1f} | "
+            f"{pct(llm['ttft'], 95):.1f} |"
+        )
+        print(
+            f"| tokens/s after the first token | {pct(llm['rates'], 50):.0f} | "
+            f"{pct(llm['rates'], 5):.0f} (p5) |"
+        )
+        print(
+            f"| tokens per answer | {pct(llm['tokens'], 50):.0f} | {pct(llm['tokens'], 95):.0f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="items in the collection")
+    parser.add_argument("--k", type=int, default=5, help="sources per answer")
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache/edgerag-bench")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached collection")
+    parser.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
+    parser.add_argument("--llm", help="OpenAI-compatible URL (default: local fake server)")
+    parser.add_argument("--model", help="model name for --llm")
+    parser.add_argument("--llm-questions", type=int, default=20)
+    parser.add_argument("--no-llm", action="store_true", help="skip the LLM section")
+    args = parser.parse_args()
+    qas = load_perlfaq() + load_zaragoza()
+    engine, info = open_collection(args.cache_dir, args.n, qas, args.rebuild)
+    print(f"collection: {info} at {args.cache_dir}", file=sys.stderr)
+    questions = qas[: args.limit] if args.limit else qas
+    try:
+        res = run_extractive(engine, questions, args.k)
+        llm = None
+        if not args.no_llm:
+            spread = questions[:: max(1, len(questions) // args.llm_questions)]
+            llm = run_llm(engine, spread[: args.llm_questions], args.k, args.llm, args.model)
+    finally:
+        engine.close()
+    print_report(info, res, llm, args.k, len(questions))
+
+
+if __name__ == "__main__":
+    main()
