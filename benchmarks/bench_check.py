@@ -1,0 +1,179 @@
+"""Performance regression gate (``make bench-check``): ratios measured side by side, not times.
+
+A shared or noisy machine makes absolute latencies useless as a gate, so this measures, in one
+process and interleaved query by query (every query runs through all three in rotating order):
+
+* ``edgerag``: the whole single-query path: ``SpaceIndex.search`` (faiss HNSW-SQ8 + rescoring)
+  + payload hydration from SQLite, top-10;
+* ``faiss``: the raw faiss ``index.search`` on the very same graph (no rescoring, no payload);
+* ``exact``: a numpy brute-force scan of the same vectors (matmul + argpartition).
+
+and gates on ``edgerag / faiss`` and ``edgerag / exact`` (medians over rounds of per-round
+median latencies) plus recall@10. Usage::
+
+    python benchmarks/bench_check.py                      # compare with benchmarks/baseline.json
+    python benchmarks/bench_check.py --update             # re-record the baseline
+
+Exit 1 when a ratio grew by more than ``--tolerance`` (default 20%) or recall@10 fell by more
+than 0.02.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# One BLAS thread: a single-query GEMV gains nothing from more, and on a shared box a threaded
+# BLAS spins and swings the exact-scan latency by ±40% between rounds (measured).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+from edgerag.bench.stats import recall_at_k  # noqa: E402
+from edgerag.bench.synthetic import build_synthetic, clustered, perturb  # noqa: E402
+from edgerag.index.base import IndexConfig  # noqa: E402
+
+BASELINE = Path(__file__).with_name("baseline.json")
+RATIOS = ("edgerag_over_faiss", "edgerag_over_exact")
+
+
+def _systems(engine: Any, data: np.ndarray, k: int) -> dict[str, Any]:
+    space = engine.indexes["text"]
+    faiss_engine = space._engine  # noqa: SLF001 - the raw library on the same graph
+    index, labels = faiss_engine._index, faiss_engine._label_keys  # noqa: SLF001
+    import faiss
+
+    params = faiss.SearchParametersHNSW(efSearch=max(space.config.ef_search, k))
+
+    def run_edgerag(q: np.ndarray) -> np.ndarray:
+        res, _ = space.search(q, k)
+        fused = [
+            (int(x), float(s)) for x, s in zip(res.keys[0], res.scores[0], strict=True) if x >= 0
+        ]
+        engine.retriever._hydrate(fused, {"dense": fused})  # noqa: SLF001
+        return res.keys[0]
+
+    def run_faiss(q: np.ndarray) -> np.ndarray:
+        _, ids = index.search(q, k, params=params)
+        return labels[ids[0]]
+
+    def run_exact(q: np.ndarray) -> np.ndarray:  # rows, not keys: timed only
+        s = data @ q[0]
+        top = np.argpartition(-s, k)[:k]
+        return top[np.argsort(-s[top])]
+
+    return {"edgerag": run_edgerag, "faiss": run_faiss, "exact": run_exact}
+
+
+def measure(n: int, dim: int, queries: int, rounds: int, seed: int = 42) -> dict[str, Any]:
+    data = clustered(n, dim, seed)
+    qs = perturb(data, queries, seed + 1)
+    k = 10
+    with tempfile.TemporaryDirectory(prefix="edgerag-bench-check-") as tmp:
+        engine = build_synthetic(Path(tmp) / "c", data, IndexConfig(), payload_chars=600)
+        try:
+            space = engine.indexes["text"]
+            truth = space.exact_search(qs, k).keys
+            systems = _systems(engine, data, k)
+            names = list(systems)
+            for i in range(min(50, queries)):  # warm up every path
+                for fn in systems.values():
+                    fn(qs[i : i + 1])
+            per_round: dict[str, list[float]] = {r: [] for r in RATIOS}
+            medians: dict[str, list[float]] = {s: [] for s in names}
+            found = np.full((queries, k), -1, dtype=np.int64)
+            for rnd in range(rounds):
+                lat: dict[str, list[float]] = {s: [] for s in names}
+                for i in range(queries):
+                    rot = (i + rnd) % len(names)
+                    for name in names[rot:] + names[:rot]:  # rotate who goes first
+                        t0 = time.perf_counter_ns()
+                        out = systems[name](qs[i : i + 1])
+                        lat[name].append((time.perf_counter_ns() - t0) / 1e6)
+                        if name == "edgerag" and rnd == 0:
+                            found[i, : len(out)] = out[:k]
+                med = {s: float(np.median(v)) for s, v in lat.items()}
+                for s in names:
+                    medians[s].append(med[s])
+                per_round["edgerag_over_faiss"].append(med["edgerag"] / med["faiss"])
+                per_round["edgerag_over_exact"].append(med["edgerag"] / med["exact"])
+        finally:
+            engine.close()
+    return {
+        "params": {
+            "n": n,
+            "dim": dim,
+            "queries": queries,
+            "rounds": rounds,
+            "k": k,
+            "index": "faiss/int8 (IndexConfig defaults)",
+        },
+        "ratios": {r: round(float(np.median(v)), 4) for r, v in per_round.items()},
+        "ratio_spread": {r: [round(min(v), 4), round(max(v), 4)] for r, v in per_round.items()},
+        "median_ms": {s: round(float(np.median(v)), 4) for s, v in medians.items()},
+        "recall@10": round(recall_at_k(found, truth, k), 4),
+        "machine": {"cores": os.cpu_count(), "loadavg": round(os.getloadavg()[0], 2)},
+    }
+
+
+def compare(fresh: dict[str, Any], base: dict[str, Any], tolerance: float) -> list[str]:
+    """Regressions as messages (empty: pass)."""
+    problems = []
+    if fresh["params"] != base["params"]:
+        problems.append(
+            f"parameters differ from the baseline ({base['params']}); re-record it with --update"
+        )
+        return problems
+    for r in RATIOS:
+        now, then = fresh["ratios"][r], base["ratios"][r]
+        if now > then * (1 + tolerance):
+            problems.append(
+                f"{r} {now:.3f} vs baseline {then:.3f} "
+                f"(+{(now / then - 1) * 100:.0f}% > {tolerance * 100:.0f}%)"
+            )
+    if fresh["recall@10"] < base["recall@10"] - 0.02:
+        problems.append(f"recall@10 {fresh['recall@10']:.3f} vs baseline {base['recall@10']:.3f}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--baseline", type=Path, default=BASELINE)
+    p.add_argument("--update", action="store_true", help="write the fresh run as the baseline")
+    p.add_argument("--tolerance", type=float, default=0.20)
+    p.add_argument("--n", type=int, default=20_000)
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    fresh = measure(args.n, args.dim, args.queries, args.rounds)
+    print(json.dumps(fresh, indent=1))
+    print(f"measured in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if args.update:
+        args.baseline.write_text(json.dumps(fresh, indent=1) + "\n")
+        print(f"baseline written to {args.baseline}")
+        return 0
+    if not args.baseline.exists():
+        print(f"FAIL: no baseline at {args.baseline} (run with --update first)")
+        return 1
+    problems = compare(fresh, json.loads(args.baseline.read_text()), args.tolerance)
+    for msg in problems:
+        print(f"regression: {msg}")
+    print(
+        "FAIL: bench-check"
+        if problems
+        else f"PASS: bench-check (ratios within {args.tolerance * 100:.0f}% of the baseline)"
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
