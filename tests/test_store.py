@@ -116,3 +116,24 @@ def test_failed_apply_writes_nothing():
     except ValueError:
         pass
     assert store.last_lsn() == 0 and store.count_items() == {}
+
+
+def test_apply_many_is_one_transaction():
+    store = Store(None)
+    store.put_space(SpaceSpec("text", "enc", "1", 8))
+    good = [_op(f"d{i}", [f"text {i}"], {}) for i in range(3)]
+    assert store.apply_many(good) == [1, 2, 3]
+    bad = _op("broken", ["x"], {})
+    bad.document = None
+    try:
+        store.apply_many([_op("d9", ["nine"], {}), bad])
+    except ValueError:
+        pass
+    assert store.last_lsn() == 3 and store.document("d9") is None  # all or nothing
+
+
+def test_engine_apply_many_keeps_index_in_step(engine):
+    ops = [_op(f"d{i}", [f"alpha {i}", "beta"], {}, dim=engine.encoder.dim) for i in range(4)]
+    lsns = engine.apply_many(ops)
+    assert lsns == sorted(lsns) and engine.stats()["spaces"]["text"]["lag"] == 0
+    assert len(engine.indexes["text"]) == 8

@@ -233,22 +233,30 @@ class Engine:
     # writes ------------------------------------------------------------------------------
     def apply(self, op: Op) -> int:
         """Apply an op through the one write path (local writes and replication alike)."""
+        return self.apply_many([op])[0]
+
+    def apply_many(self, ops: list[Op]) -> list[int]:
+        """Apply ops in order, in one store transaction; the indexes follow before returning."""
+        if not ops:
+            return []
         with self._write_lock:
-            for space, sv in op.vectors.items():
-                if space not in self.indexes:
-                    dim = int(sv.vectors.shape[1])
-                    self._open_space(SpaceSpec(space, sv.encoder, sv.version, dim))
-            lsn = self.store.apply(op)
-            touched = self.store.oplog(lsn - 1, 1)[0]["keys"]
+            for op in ops:
+                for space, sv in op.vectors.items():
+                    if space not in self.indexes:
+                        dim = int(sv.vectors.shape[1])
+                        self._open_space(SpaceSpec(space, sv.encoder, sv.version, dim))
+            lsns = self.store.apply_many(ops)
+            touched = self.store.keys_touched_since(lsns[0] - 1)
             for space, index in self.indexes.items():
                 self._sync_keys(space, touched)
-                index.applied_lsn = lsn
-            self._ops_since_checkpoint += 1
+                index.applied_lsn = lsns[-1]
+            self._ops_since_checkpoint += len(ops)
             if self._ops_since_checkpoint >= self.config.checkpoint_ops:
                 self.checkpoint()
-            for listener in self.listeners:
-                listener(op)
-        return lsn
+            for op in ops:
+                for listener in self.listeners:
+                    listener(op)
+        return lsns
 
     def checkpoint(self) -> None:
         """Persist every index at the current LSN."""

@@ -137,8 +137,8 @@ class SearchResponse:
     timings_ms: dict[str, float]
     mode: str
     plan: str = ""
-    # What was read or heard in the query, by modality ("text", "image" OCR/labels/caption,
-    # "audio" transcript): the answerer builds its question from it.
+    # The words the query gave, by modality: "text" as typed, "image" as read in the photo
+    # (caption, alt text, OCR; not guessed labels), "audio" as heard. The answerer's question.
     query_texts: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -371,10 +371,9 @@ class Replicator:
         pos.last_fetch = done
 
     def _apply_all(self, ops: list[Op]) -> None:
-        for op in ops:
-            if self._already_applied(op):
-                continue
-            self.engine.apply(op)
+        # One transaction per fetched batch: per-op commits (an fsync each) were what made
+        # text lag seconds behind at 500 ops/s.
+        self.engine.apply_many([op for op in ops if not self._already_applied(op)])
 
     def _already_applied(self, op: Op) -> bool:
         """Skip our own echoes and deletes of absent documents; anything else re-applies

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from edgerag.index.quantize import hamming_to_score
 from edgerag.types import Keys, SearchResult, Vectors
 
 logger = logging.getLogger(__name__)
+
+_OMP = threading.local()
 
 AUTO_COMPACT_FRACTION = 0.2
 # Below this many queries one OpenMP thread is fastest: faiss parallelises HNSW search over
@@ -56,7 +59,6 @@ class FaissEngine(AnnEngine):
         self.faiss: Any = require("faiss")
         self.binary = config.quantization == "binary"
         self.vector_source: Callable[[Keys], Vectors] | None = None
-        self._threads = -1
         self._params_cache: dict[int, Any] = {}
         self._reset_state()
 
@@ -90,9 +92,11 @@ class FaissEngine(AnnEngine):
         self._live_bitmap: npt.NDArray[np.uint8] | None = None
 
     def _set_threads(self, n: int) -> None:
-        if n != self._threads:
+        # OpenMP keeps the thread count per calling OS thread: cache it per thread, or a
+        # server's worker threads would search with the default (all cores) and oversubscribe.
+        if getattr(_OMP, "threads", None) != n:
             self.faiss.omp_set_num_threads(n)
-            self._threads = n
+            _OMP.threads = n
 
     def _encode(self, vectors: Vectors) -> npt.NDArray[Any]:
         v = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -101,6 +101,22 @@ def content_hash(data: bytes, metadata: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def _document(
+    raw: RawInput, extracted: Any, metadata: Mapping[str, Any], chash: str
+) -> DocumentRecord:
+    """The document row: what extraction found about the file, then the user's metadata."""
+    return DocumentRecord(
+        doc_id=raw.doc_id,
+        source=raw.source,
+        modality=extracted.modality.value,
+        mime=extracted.mime,
+        content_hash=chash,
+        size=len(raw.data),
+        title=extracted.title,
+        metadata={**extracted.metadata, **dict(metadata)},
+    )
+
+
 def build_op(
     raw: RawInput,
     metadata: Mapping[str, Any],
@@ -135,16 +151,7 @@ def build_op(
     ]
     vectors = encoder.encode([c.text for c in chunks])
     keys = [it.key for it in items]
-    document = DocumentRecord(
-        doc_id=raw.doc_id,
-        source=raw.source,
-        modality=extracted.modality.value,
-        mime=extracted.mime,
-        content_hash=chash,
-        size=len(raw.data),
-        title=extracted.title,
-        metadata={**extracted.metadata, **dict(metadata)},
-    )
+    document = _document(raw, extracted, metadata, chash)
     key_array = np.array(keys, dtype=np.int64)
     spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, key_array, vectors)}
     if clip is not None:
@@ -197,14 +204,5 @@ def build_media_op(
             spaces[JOINT_SPACE] = SpaceVectors(
                 clip.id, clip.version, keys[with_image], clip.encode_images(images)
             )
-    document = DocumentRecord(
-        doc_id=raw.doc_id,
-        source=raw.source,
-        modality=extracted.modality.value,
-        mime=extracted.mime,
-        content_hash=chash,
-        size=len(raw.data),
-        title=extracted.title,
-        metadata={**extracted.metadata, **dict(metadata)},
-    )
+    document = _document(raw, extracted, metadata, chash)
     return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)

@@ -263,6 +263,15 @@ class MediaPipeline:
         self, data: bytes, ocr: bool = True
     ) -> tuple[str, np.ndarray, dict[str, float]]:
         """A query photo → (text rendered like an item's, visual vector, timings in ms)."""
+        text, _, vector, timings = self.query_image_parts(data, ocr)
+        return text, vector, timings
+
+    def query_image_parts(
+        self, data: bytes, ocr: bool = True
+    ) -> tuple[str, str, np.ndarray, dict[str, float]]:
+        """Like :meth:`query_image`, plus the words literally *read* in the photo (caption, alt
+        text, OCR) apart from what was only recognised (labels, colours): an answerer should
+        quote questions from the former, never from a guessed label."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         decoded = decode_image("query image", data, self.limits)
@@ -283,7 +292,8 @@ class MediaPipeline:
             colours=colour_names(decoded.image) if self.label_style.colours else (),
             style=self.label_style,
         )
-        return text, vectors[0], timings
+        read = render_image_text(descriptions=decoded.descriptions, ocr_text=ocr_text)
+        return text, read, vectors[0], timings
 
     def query_audio(self, data: bytes) -> tuple[str, dict[str, float]]:
         """A spoken query → (transcript, timings in ms)."""

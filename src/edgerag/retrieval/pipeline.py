@@ -100,7 +100,7 @@ class Retriever:
         if boosts:
             hits = _boost(hits, boosts)
         timer.lap("hydrate")
-        return SearchResponse(hits[:k], timer.total(), mode, " + ".join(plan), encoded.texts)
+        return SearchResponse(hits[:k], timer.total(), mode, " + ".join(plan), encoded.read)
 
     def _rank(
         self,

@@ -39,7 +39,9 @@ class Part:
 class EncodedQuery:
     parts: list[Part]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)  # modality → text read/heard from it
+    texts: dict[str, str] = field(default_factory=dict)  # modality → text searched with
+    # modality → words literally given, read (caption, OCR) or heard: what an answer quotes
+    read: dict[str, str] = field(default_factory=dict)
 
     def fused(self) -> dict[str, np.ndarray]:
         """Early fusion: one weighted, normalised vector per space."""
@@ -73,17 +75,20 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     texts: dict[str, str] = {}
     if query.text and query.text.strip():
         texts["text"] = query.text
+        encoded.read["text"] = query.text
     image_visual = None
     if query.image is not None:
         media = engine.media
         name, data = _read(query.image, "image")
         try:
-            image_text, image_visual, ms = media.query_image(data, ocr=ocr)
+            image_text, read, image_visual, ms = media.query_image_parts(data, ocr=ocr)
         except InputError as exc:
             raise InputError(name, exc.reason) from exc
         encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
         if image_text.strip():
             texts["image"] = image_text
+        if read.strip():
+            encoded.read["image"] = read
     if query.audio is not None:
         name, data = _read(query.audio, "audio")
         try:
@@ -93,6 +98,7 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
         encoded.timings_ms.update({f"audio_{k}": v for k, v in ms.items()})
         if transcript.strip():
             texts["audio"] = transcript
+            encoded.read["audio"] = transcript
     if not texts and image_visual is None:
         raise ConfigError("empty query: give text, an image or audio with speech")
     t0 = time.perf_counter()
