@@ -27,17 +27,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from multimodal_bench import perlfaq, speak  # noqa: E402  (same directory)
 
 from edgerag import Engine, Query
 from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.types import item_key
 
-from multimodal_bench import perlfaq, speak  # noqa: E402  (same directory)
-
 CACHE = Path(os.environ.get("EDGERAG_BENCH_CACHE", Path.home() / ".cache" / "edgerag-bench"))
 DEMO = Path(__file__).resolve().parents[1] / "demo"
-STOP = set("a an and are as at be by can do does for from how i in is it my of on or the to what "
-           "when where which who why with you your".split())
+STOP = set(
+    "a an and are as at be by can do does for from how i in is it my of on or the to what "
+    "when where which who why with you your".split()
+)
 
 
 def glosses(limit: int) -> list[str]:
@@ -72,13 +73,15 @@ def _bulk(engine: Engine, doc_id: str, texts: list[str]) -> None:
     """One op per 2,000 glosses: the op path, without per-file overhead."""
     keys = np.array([item_key(doc_id, i) for i in range(len(texts))], dtype=np.int64)
     vectors = engine.encoder.encode(texts)
-    items = [ItemRecord(key=int(k), item_id=f"{doc_id}#{i}", position=i, modality="text", text=t)
-             for i, (k, t) in enumerate(zip(keys, texts, strict=True))]
-    doc = DocumentRecord(doc_id, doc_id, "text", "text/plain",
-                         hashlib.sha256("".join(texts).encode()).hexdigest(), 0)
+    items = [
+        ItemRecord(key=int(k), item_id=f"{doc_id}#{i}", position=i, modality="text", text=t)
+        for i, (k, t) in enumerate(zip(keys, texts, strict=True))
+    ]
+    doc = DocumentRecord(
+        doc_id, doc_id, "text", "text/plain", hashlib.sha256("".join(texts).encode()).hexdigest(), 0
+    )
     sv = SpaceVectors(engine.encoder.id, engine.encoder.version, keys, vectors)
-    engine.apply(Op(kind=UPSERT, doc_id=doc_id, document=doc, items=items,
-                    vectors={"text": sv}))
+    engine.apply(Op(kind=UPSERT, doc_id=doc_id, document=doc, items=items, vectors={"text": sv}))
 
 
 def hint(question: str, words: int = 3) -> str:
@@ -102,8 +105,15 @@ def run_fusion(engine: Engine, queries: list[tuple[str, bytes, str]]) -> list[li
             ranks.append(ids.index(doc_id) + 1 if doc_id in ids else 99)
             searches = r.plan.count(":") + r.plan.count("bm25")
         recall = [sum(r <= k for r in ranks) / len(ranks) for k in (1, 5, 10)]
-        rows.append([fusion, str(searches), *(f"{x:.3f}" for x in recall),
-                     f"{pct(lat, 50):.2f}", f"{pct(lat, 95):.2f}"])
+        rows.append(
+            [
+                fusion,
+                str(searches),
+                *(f"{x:.3f}" for x in recall),
+                f"{pct(lat, 50):.2f}",
+                f"{pct(lat, 95):.2f}",
+            ]
+        )
     return rows
 
 
@@ -129,8 +139,14 @@ def run_modalities(engine: Engine, questions: list[str], wavs: list[bytes]) -> l
         r = engine.search(Query(image=photos[i % len(photos)].read_bytes()), k=5, ocr=True)
         totals.append(r.timings_ms["total"] - r.timings_ms.get("image_ocr", 0))
         ocr.append(r.timings_ms.get("image_ocr", 0))
-    rows.append(["photo with OCR (OCR time separate)", f"{pct(totals, 50):.2f}",
-                 f"{pct(totals, 95):.2f}", f"{statistics.median(ocr):.0f} (OCR)"])
+    rows.append(
+        [
+            "photo with OCR (OCR time separate)",
+            f"{pct(totals, 50):.2f}",
+            f"{pct(totals, 95):.2f}",
+            f"{statistics.median(ocr):.0f} (OCR)",
+        ]
+    )
     measure("voice (transcript memoised; ASR below)", lambda i: Query(audio=wavs[i]))
     return rows
 
@@ -180,21 +196,27 @@ def main() -> None:
         for wav in wavs:
             query_audio(wav)  # ASR once, outside the timed runs
         engine.search("warm up", k=5)
-        queries = [(hint(pairs[i][0]), wav, f"perlfaq-{i}.txt") for i, wav in
-                   zip(picked, wavs, strict=True)]
+        queries = [
+            (hint(pairs[i][0]), wav, f"perlfaq-{i}.txt")
+            for i, wav in zip(picked, wavs, strict=True)
+        ]
         stats = engine.stats()
         n = sum(stats["items"].values())
-        print(f"\n{n:,} items ({stats['items']}), {len(queries)} queries, "
-              f"{os.cpu_count()} cores, backend {stats['config']['backend']}/"
-              f"{stats['config']['quantization']}\n")
+        print(
+            f"\n{n:,} items ({stats['items']}), {len(queries)} queries, "
+            f"{os.cpu_count()} cores, backend {stats['config']['backend']}/"
+            f"{stats['config']['quantization']}\n"
+        )
         print("### early vs late fusion: typed hint + spoken question → perlfaq answer\n")
         print("| fusion | searches/query | R@1 | R@5 | R@10 | p50 ms | p95 ms |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for row in run_fusion(engine, queries):
             print("| " + " | ".join(row) + " |")
         asr = [memo[hashlib.sha1(w).digest()][1].get("transcribe", 0) for w in wavs]
-        print(f"\n(ASR excluded above: Whisper tiny.en median {statistics.median(asr):.0f} ms "
-              "per question, identical for both modes)\n")
+        print(
+            f"\n(ASR excluded above: Whisper tiny.en median {statistics.median(asr):.0f} ms "
+            "per question, identical for both modes)\n"
+        )
         print("### query latency by modality (hybrid, k=5, uncached)\n")
         print("| query | p50 ms | p95 ms | separate stage (median ms) |")
         print("|---|---:|---:|---:|")

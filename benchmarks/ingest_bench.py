@@ -73,8 +73,10 @@ def main() -> None:
         rows.append((f"edgerag bucketed, batch {batch}", bucketed(encoder, texts)))
     e2e, n = end_to_end()
     rows.append((f"Engine.ingest perlfaq (extract+chunk+encode+store+index, {n} chunks)", e2e))
-    print(f"\n{len(texts)} chunks of ≤200 tokens (median {int(np.median(lengths))} words), "
-          f"{args.threads} threads, {os.cpu_count()} cores\n")
+    print(
+        f"\n{len(texts)} chunks of ≤200 tokens (median {int(np.median(lengths))} words), "
+        f"{args.threads} threads, {os.cpu_count()} cores\n"
+    )
     print("| pipeline | chunks/s | vs plain loop |")
     print("|---|---:|---:|")
     for name, rate in rows:

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("faster_whisper")
 
+import media_samples as ms  # noqa: E402
 from edgerag import Engine, Query  # noqa: E402
 from edgerag.errors import ConfigError  # noqa: E402
-import media_samples as ms  # noqa: E402
 
 PASSAGES = {
     "bearings.txt": "Regrease the pump bearings every 2000 operating hours with lithium grease.",
@@ -89,8 +89,9 @@ def test_video_frames_and_speech_have_timestamps(engine):
 
 def test_photo_finds_the_most_similar_photo(engine):
     for base in ("coffee", "rocket", "astronaut"):
-        response = engine.search(Query(image=_photo(7, base)), k=1, ocr=False,
-                                 filters={"modality": "image"})
+        response = engine.search(
+            Query(image=_photo(7, base)), k=1, ocr=False, filters={"modality": "image"}
+        )
         assert response.hits[0].source == f"{base}-1.jpg"
         assert "visual" in response.hits[0].scores
 
@@ -117,13 +118,15 @@ def test_boosts_and_modality_filter(engine):
 def test_bad_media_in_a_batch(engine, tmp_path):
     before = engine.stats()["documents"]
     good = ms.painted_text("COOLANT PUMP CP-4")
-    report = engine.ingest([
-        ("truncated.png", good[: len(good) // 2]),
-        ("bomb.png", ms.png_header_only(100_000, 100_000)),
-        ("silent.wav", ms.pcm_wav(np.zeros(16000 * 3, dtype=np.float32))),
-        ("empty.ogg", b""),
-        ("cp4.png", good),
-    ])
+    report = engine.ingest(
+        [
+            ("truncated.png", good[: len(good) // 2]),
+            ("bomb.png", ms.png_header_only(100_000, 100_000)),
+            ("silent.wav", ms.pcm_wav(np.zeros(16000 * 3, dtype=np.float32))),
+            ("empty.ogg", b""),
+            ("cp4.png", good),
+        ]
+    )
     failed = {name for name, _ in report.errors}
     assert failed == {"truncated.png", "bomb.png", "silent.wav", "empty.ogg"}
     assert all(reason for _, reason in report.errors)
