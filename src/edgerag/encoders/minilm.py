@@ -69,7 +69,7 @@ class MiniLMEncoder(TextEncoder):
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ) -> None:
         ort = require("onnxruntime")
         options = ort.SessionOptions()
