@@ -280,7 +280,7 @@ def test_ingest_does_not_block_search(server: Server) -> None:
     import threading
 
     words = "pressure valve seal bearing grease alarm torque shaft pump motor".split()
-    big = " ".join(words[i % len(words)] + str(i % 97) for i in range(100_000)).encode()
+    big = " ".join(words[i % len(words)] + str(i % 97) for i in range(300_000)).encode()
     finished: list[float] = []
 
     def upload() -> None:
@@ -301,5 +301,7 @@ def test_ingest_does_not_block_search(server: Server) -> None:
     writer.join()
     ingest_s = finished[0] - started
     print(f"ingest {ingest_s:.1f}s, {len(during)} searches, max {max(during) * 1000:.0f} ms")
-    assert ingest_s > 1.0, "the upload was too small to overlap with anything"
-    assert len(during) >= 5 and max(during) < ingest_s / 2, (len(during), max(during), ingest_s)
+    # Overlap is proven by the searches that completed while the writer was still busy; none
+    # may have waited for a good part of the ingest (they would if writes blocked reads).
+    assert len(during) >= 5, f"only {len(during)} searches overlapped a {ingest_s:.1f}s ingest"
+    assert max(during) < ingest_s / 2, (len(during), max(during), ingest_s)
