@@ -34,7 +34,7 @@ from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.pipeline import Retriever
 from edgerag.retrieval.query import FUSIONS
-from edgerag.store.ops import DELETE, Op
+from edgerag.store.ops import DELETE, Op, SpaceVectors
 from edgerag.store.sqlite import Store
 from edgerag.types import IngestReport, Query, SearchResponse, SpaceSpec
 
@@ -191,12 +191,11 @@ class Engine:
         logger.info(
             "re-embedding %d items of space %s with %s", len(stale), spec.name, spec.encoder
         )
-        for doc_id in {self.store.items([int(k)])[int(k)]["doc_id"] for k in stale}:
+        stale_docs = {row["doc_id"] for row in self.store.items([int(k) for k in stale]).values()}
+        for doc_id in sorted(stale_docs):
             op = self.store.materialize(doc_id)
             rows = {it.key: it.text for it in op.items}
             keys = np.array(list(rows), dtype=np.int64)
-            from edgerag.store.ops import SpaceVectors
-
             op.vectors[spec.name] = SpaceVectors(
                 spec.encoder, spec.version, keys, self.encoder.encode(list(rows.values()))
             )
