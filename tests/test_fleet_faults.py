@@ -44,7 +44,7 @@ class Load:
     def __init__(self, fl: Fleet, queries: list[str]) -> None:
         self.fl = fl
         self.queries = queries
-        self.results: list[tuple[float, Any]] = []
+        self.results: list[tuple[float, Any]] = []  # (time the query was sent, response)
         self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -53,9 +53,10 @@ class Load:
         while True:
             query = self.queries[i % len(self.queries)]
             i += 1
+            sent = time.time()
             try:
                 response = await self.fl.router.search(query, k=5, mode="dense")
-                self.results.append((time.time(), response))
+                self.results.append((sent, response))
             except Exception as exc:  # recorded, asserted on later
                 self.errors.append(repr(exc))
             await asyncio.sleep(0.03)
@@ -170,7 +171,8 @@ def test_cut_off_node_is_quarantined_and_rejoins_after_catch_up(fleet: Fleet) ->
         await asyncio.sleep(0.5)
         await load.stop()
         assert not load.failures(), [(f["shards"], f["timings_ms"]) for f in load.failures()[:3]]
-        # No read was answered by n1 from the moment it froze until it had rejoined.
+        # No read sent after n1 froze was answered by n1 until it had rejoined. (Keyed by send
+        # time: a reply n1 sent just before the SIGSTOP can arrive just after it.)
         assert not [ts for ts in load.answered_by("n1") if t_stop < ts < t_rejoin]
         reasons = [
             r for s in shards for ts, st, r in _history(fleet, "n1", s) if st == "quarantined"
