@@ -8,10 +8,11 @@ cited answer whose citation opens the cited document. Never downloads a browser:
 from __future__ import annotations
 
 import base64
-import io
 import shutil
 
 import pytest
+
+from media_samples import painted_text
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 httpx = pytest.importorskip("httpx")
@@ -40,18 +41,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def photo(text: str) -> bytes:
-    pil = pytest.importorskip("PIL.Image")
-    from PIL import ImageDraw, ImageFont
-
-    image = pil.new("RGB", (520, 160), "white")
-    try:
-        font = ImageFont.truetype("DejaVuSans-Bold.ttf", 48)
-    except OSError:
-        font = ImageFont.load_default(size=48)
-    ImageDraw.Draw(image).text((20, 50), text, fill="black", font=font)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
+    pytest.importorskip("PIL.Image")
+    return painted_text(text)
 
 
 def manual_pdf() -> bytes:

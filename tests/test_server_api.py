@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from media_samples import painted_text
 
 pytest.importorskip("fastapi")
 
@@ -299,18 +300,8 @@ def test_ask_stream_bad_input_is_a_status_not_an_event(client):
 
 
 def photo_of_text(text: str) -> bytes:
-    pil = pytest.importorskip("PIL.Image")
-    from PIL import ImageDraw, ImageFont
-
-    image = pil.new("RGB", (520, 160), "white")
-    try:
-        font = ImageFont.truetype("DejaVuSans-Bold.ttf", 48)
-    except OSError:
-        font = ImageFont.load_default(size=48)
-    ImageDraw.Draw(image).text((20, 50), text, fill="black", font=font)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
+    pytest.importorskip("PIL.Image")
+    return painted_text(text)
 
 
 def test_answer_iot_call_with_a_photo(client, keys):

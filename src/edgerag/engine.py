@@ -299,7 +299,7 @@ class Engine:
             report.unchanged.append(doc_id)
             return "unchanged"
         try:
-            if is_media(raw.source, raw.data):
+            if is_media(raw.source):
                 op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash)
             else:
                 op = build_op(

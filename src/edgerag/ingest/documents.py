@@ -16,6 +16,7 @@ from edgerag.errors import InputError, InputTooLargeError
 from edgerag.ingest.chunking import TokenSpans, chunk_pages
 from edgerag.ingest.extract import extract, supported_suffixes
 from edgerag.ingest.limits import Limits
+from edgerag.ingest.media import MEDIA_SUFFIXES, media_modality
 from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.types import item_key
 
@@ -54,22 +55,14 @@ def expand_inputs(
         yield from _expand_path(Path(item), limits)
 
 
-def media_suffixes() -> set[str]:
-    try:
-        from edgerag.ingest.media import MEDIA_SUFFIXES
-    except ImportError:  # pragma: no cover - media module always ships; its models are extras
-        return set()
-    return set(MEDIA_SUFFIXES)
-
-
-def is_media(source: str, data: bytes) -> bool:
+def is_media(source: str) -> bool:
     """Images, audio and video go through the media pipeline; everything else is text."""
-    return Path(source).suffix.lower() in media_suffixes()
+    return media_modality(source) is not None
 
 
 def _expand_path(path: Path, limits: Limits) -> Iterator[RawInput | InputError]:
     if path.is_dir():
-        suffixes = supported_suffixes() | media_suffixes()
+        suffixes = supported_suffixes() | set(MEDIA_SUFFIXES)
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             if child.suffix.lower() in suffixes:
                 yield from _expand_path(child, limits)

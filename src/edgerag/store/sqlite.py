@@ -50,6 +50,7 @@ class Store:
             self._uri = f"file:{path}"
         self._synchronous = synchronous
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []  # every thread's, closed together
         self._write_lock = threading.RLock()
         try:
             self._writer = self._connect(write=True)
@@ -77,18 +78,13 @@ class Store:
         if conn is None:
             conn = self._connect(write=False)
             self._local.conn = conn
-            self._readers().append(conn)
+            self._readers.append(conn)
         return conn
 
-    def _readers(self) -> list[sqlite3.Connection]:
-        if not hasattr(self, "_all_readers"):
-            self._all_readers: list[sqlite3.Connection] = []
-        return self._all_readers
-
     def close(self) -> None:
-        for conn in self._readers():
+        for conn in self._readers:
             conn.close()
-        self._all_readers = []
+        self._readers = []
         self._writer.close()
 
     # spaces ------------------------------------------------------------------------------
@@ -430,6 +426,9 @@ class Store:
         )
         keys = self.doc_keys(doc_id)
         rows = self.items(keys)
+        thumbnails = dict(
+            self._reader.execute("SELECT key, thumbnail FROM items WHERE doc_id = ?", (doc_id,))
+        )
         items = []
         for key in keys:
             r = rows[key]
@@ -447,7 +446,7 @@ class Store:
                     t_start=r["t_start"],
                     t_end=r["t_end"],
                     metadata=meta,
-                    thumbnail=self.thumbnail(key),
+                    thumbnail=thumbnails[key],
                 )
             )
         vectors = {}
