@@ -130,14 +130,18 @@ class _Plumber:
     def tables(self, index: int) -> list[tuple[tuple[float, float, float, float], list[Any]]]:
         if not available("pdfplumber"):
             return []
-        if self._pdf is None:
-            self._pdf = require("pdfplumber").open(io.BytesIO(self._data))
-        found = []
-        for table in self._pdf.pages[index].find_tables():
-            rows = table.extract()
-            if len(rows) >= 2 and max(len(r) for r in rows) >= 2:
-                found.append((table.bbox, rows))
-        return found
+        try:
+            if self._pdf is None:
+                self._pdf = require("pdfplumber").open(io.BytesIO(self._data))
+            found = []
+            for table in self._pdf.pages[index].find_tables():
+                rows = table.extract()
+                if len(rows) >= 2 and max(len(r) for r in rows) >= 2:
+                    found.append((table.bbox, rows))
+            return found
+        except Exception as exc:  # noqa: BLE001 -- a table the finder chokes on stays prose
+            logger.info("page %d: table finder failed (%s); page kept as text", index + 1, exc)
+            return []
 
     def close(self) -> None:
         if self._pdf is not None:
