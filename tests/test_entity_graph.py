@@ -190,3 +190,15 @@ def test_http_entities(kb: Path) -> None:
         }
         r = client.get("/entities/X-999")
         assert r.status_code == 404 and "X-999" in r.json()["error"]["message"]
+
+
+def test_filtered_hybrid_search_keeps_the_filter_for_entities(eng: Engine, corpus: Path) -> None:
+    other = str(corpus / "other.txt")
+    hits = eng.search("E-107", k=5, filters={"source": other}).hits
+    assert [h.source for h in hits] == [other] and hits[0].scores["entity"] > 0
+
+
+def test_cli_search_shows_the_section(kb: Path) -> None:
+    result = CliRunner().invoke(main, ["search", "E-107 seal flush", "--db", str(kb)])
+    assert result.exit_code == 0, result.output
+    assert "§ Pump Manual › 11 Alarm codes" in result.output

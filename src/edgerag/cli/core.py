@@ -152,6 +152,8 @@ def print_response(response: SearchResponse, as_json: bool) -> None:
         click.echo(
             f"{rank:>2}. {hit.score:.4f}  {Path(hit.source).name} {where}  [{hit.modality}] {parts}"
         )
+        if hit.metadata.get("section"):
+            click.echo(f"    § {hit.metadata['section']}")
         snippet = " ".join(hit.text.split())
         click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
     timings = ", ".join(f"{k} {v:.1f}" for k, v in response.timings_ms.items())

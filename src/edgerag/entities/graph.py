@@ -32,7 +32,8 @@ IDENTIFIER_KINDS = frozenset({"code", "part", "tag", "model", "serial", "standar
 SECTION_EDGE_MAX = 30  # a section naming more identifiers than this is a list, not a context
 HOP_WEIGHT = 0.3  # a neighbour's items score this share of a direct match, at most
 KEY_CELL_WEIGHT = 2.0
-HOP_MAX_ITEMS = 50  # neighbours named by more items than this are hubs: no hop through them
+HOP_MAX_ITEMS = 50
+MAX_KEYS_PER_ENTITY = 5000  # neighbours named by more items than this are hubs: no hop through them
 _ID_TOKEN = re.compile(r"[\w.]*\d[\w.]*(?:-[\w.]+)+|[A-Za-z]+-?\d+[\w-]*")
 
 
@@ -182,7 +183,11 @@ def hits(
 def _weighted_keys(
     conn: sqlite3.Connection, name: str, allowed: set[int] | None
 ) -> list[tuple[int, float]]:
-    rows = conn.execute("SELECT key, weight FROM entity_items WHERE name = ?", (name,))
+    # A hub (an entity in thousands of items) is capped: key cells first, then by key.
+    rows = conn.execute(
+        "SELECT key, weight FROM entity_items WHERE name = ? ORDER BY weight DESC, key LIMIT ?",
+        (name, MAX_KEYS_PER_ENTITY),
+    )
     return [(k, w) for k, w in rows if allowed is None or k in allowed]
 
 

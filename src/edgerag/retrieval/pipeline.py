@@ -148,7 +148,7 @@ class Retriever:
         if mode == "hybrid" and encoded.bm25_text():
             # Exact entity matches (E-107, KX40-CPL-140E) as one more ranked list; absent when
             # the query names no entity the store knows.
-            entity = self.engine.store.entity_hits(encoded.bm25_text(), n, filters)
+            entity = self.engine.store.entity_hits(encoded.bm25_text(), n, filters, allowed)
             if entity:
                 rankings["entity"] = entity
                 plan.append("entity")

@@ -418,10 +418,19 @@ class Store:
         return entity_graph.neighbours(self._reader, name)
 
     def entity_hits(
-        self, query_text: str, k: int, filters: Filters | None = None
+        self,
+        query_text: str,
+        k: int,
+        filters: Filters | None = None,
+        allowed_keys: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
-        """Items ranked by the entities of ``query_text`` (exact, then one hop, lower)."""
-        allowed = {int(key) for key in self.filter_keys(filters)} if filters else None
+        """Items ranked by the entities of ``query_text`` (exact, then one hop, lower).
+
+        ``allowed_keys``: the keys ``filters`` allows, when the caller has them already.
+        """
+        if allowed_keys is None and filters:
+            allowed_keys = self.filter_keys(filters)
+        allowed = None if allowed_keys is None else {int(key) for key in allowed_keys}
         lsn = self.last_lsn()
         if self._counted[0] != lsn:
             self._counted = (lsn, sum(self.count_items().values()))
