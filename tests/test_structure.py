@@ -198,3 +198,9 @@ def test_engine_hit_shows_section_and_bm25_sees_it(engine, tmp_path: Path) -> No
     assert {h.metadata["unit"] for h in hits} == {"list", "code"}
     assert {h.metadata["section"] for h in hits} == {"KX-40 Field Guide › Procedure"}
     assert not any("Procedure" in h.text for h in hits)  # the stored text stays clean
+
+
+def test_a_leading_rule_that_is_not_yaml_stays_text() -> None:
+    md = "---\nThe pump: it leaks at: the seal [see below\n---\n\nBody text.\n"
+    extracted = extract("notes.md", md.encode())
+    assert "The pump: it leaks" in extracted.text and "Body text." in extracted.text

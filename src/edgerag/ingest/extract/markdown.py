@@ -54,12 +54,13 @@ def split_front_matter(source: str, text: str) -> tuple[dict[str, Any], str]:
     yaml = require("yaml")
     try:
         loaded = yaml.safe_load(match.group(1) or "")
-    except yaml.YAMLError as exc:
-        # A broken header must not end up as text (or lose the file): keep the body.
-        logger.warning("%s: front matter is not valid YAML (%s); ignored", source, exc)
+    except yaml.YAMLError:
         loaded = None
-    front = {str(k): _json_safe(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-    return front, text[match.end() :]
+    if not isinstance(loaded, dict):
+        # Not a key: value header: "---" was a thematic break and what follows is text.
+        logger.debug("%s: leading --- block is not YAML front matter; kept as text", source)
+        return {}, text
+    return {str(k): _json_safe(v) for k, v in loaded.items()}, text[match.end() :]
 
 
 def parse_blocks(text: str) -> list[Block]:
