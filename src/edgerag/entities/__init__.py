@@ -12,9 +12,12 @@ same ops.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from edgerag.entities.patterns import KINDS, PATTERNS
+
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,11 @@ def extract(text: str) -> list[Entity]:
     """The distinct entities in ``text``, in order of first appearance."""
     found: list[tuple[int, Entity]] = []
     taken: list[tuple[int, int]] = []
+    if not _DIGIT.search(text):
+        return []  # every kind of entity has a digit
     for pattern in PATTERNS:
+        if not pattern.guard(text):
+            continue
         for match in pattern.regex.finditer(text):
             start, end = match.span()
             if any(start < t_end and t_start < end for t_start, t_end in taken):
