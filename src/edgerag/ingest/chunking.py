@@ -118,7 +118,7 @@ def chunk_pages(
                     page=page,
                     char_start=start,
                     char_end=end,
-                    metadata={"tokens": stop - first},
+                    metadata={"tokens": stop - first, "unit": "text"},
                 )
             )
     return chunks

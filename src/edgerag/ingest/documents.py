@@ -135,6 +135,9 @@ def build_op(
         )
     else:
         chunks = chunk_pages(extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap)
+        if extracted.title:  # no structure, but the title still heads every chunk
+            for chunk in chunks:
+                chunk.metadata["section"] = extracted.title
     if not chunks:
         raise InputError(raw.source, "no text to index")
     items = [
