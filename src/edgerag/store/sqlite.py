@@ -107,10 +107,12 @@ class Store:
     def _backfill_entities(self) -> None:
         """A store created before the entity graph (migration 2) gets its graph once."""
         conn = self._writer
+        pending = "SELECT value FROM meta WHERE key = 'entities_backfill'"
+        if conn.execute(pending).fetchone() is None:
+            return  # the usual case: no write lock taken just to open
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'entities_backfill'").fetchone()
-            if row is not None:
+            if conn.execute(pending).fetchone() is not None:  # another process may have done it
                 done = entity_graph.backfill(conn)
                 conn.execute("DELETE FROM meta WHERE key = 'entities_backfill'")
                 if done:
