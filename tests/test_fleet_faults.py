@@ -1,5 +1,5 @@
 """Fleet faults with real processes and a real NATS server (3 nodes, 2 shards x 2 replicas):
-kill -9 under query load, a node cut off past the image lag budget, encoder-version skew.
+kill -9 under query load, a node cut off past the image lag budget, drifted stored vectors.
 
 Nodes use the hash encoder and the exact flat index (tests/fleet_worker.py): these tests verify
 replication, routing and quarantine, not embedding quality. Policies are shortened (image lag
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgerag import Engine
@@ -187,57 +189,45 @@ def test_cut_off_node_is_quarantined_and_rejoins_after_catch_up(fleet: Fleet) ->
     asyncio.run(scenario())
 
 
-def test_encoder_version_skew_is_detected_quarantined_and_reconciled(fleet: Fleet) -> None:
+def _corrupt_vectors(db: Path, seed: int = 1) -> int:
+    """Overwrite every stored vector with noise (bit rot, a bad restore, a buggy tool)."""
+    rng = np.random.default_rng(seed)
+    with sqlite3.connect(db / "store.db") as conn:
+        rows = conn.execute("SELECT space, key, vector FROM vectors").fetchall()
+        for space, key, blob in rows:
+            noise = rng.standard_normal(len(blob) // 4).astype("<f4")
+            noise /= np.linalg.norm(noise)
+            conn.execute(
+                "UPDATE vectors SET vector = ? WHERE space = ? AND key = ?",
+                (noise.tobytes(), space, key),
+            )
+    return len(rows)
+
+
+def test_drifted_replica_is_quarantined_reconciled_and_verified(fleet: Fleet) -> None:
+    """Encoder skew is refused outright (tests/test_fleet_encoders.py); drift of the stored
+    vectors themselves is still caught by the drift check, reconciled from the log, verified."""
+
     async def scenario() -> None:
-        docs = await _setup(fleet, 16)
+        await _setup(fleet, 16)
         fleet.stop_node("n3")
-        t0 = time.time()
-        await asyncio.to_thread(
-            fleet.start_node, "n3", True
-        )  # re-embeds its store with another encoder version
+        assert _corrupt_vectors(fleet.tmp / "n3") > 0
+        await asyncio.to_thread(fleet.start_node, "n3")
         shards = [s for s, nodes in fleet.view.shardmap.items() if "n3" in nodes]
 
-        def quarantined() -> bool:
-            return fleet.view.alive("n3") and all(
-                any("drift" in r or "encoder skew" in r for _, st, r in _history(fleet, "n3", s))
-                for s in shards
-            )
+        def reasons(state: str) -> list[str]:
+            return [r for s in shards for _, st, r in _history(fleet, "n3", s) if st == state]
 
-        await wait_for(quarantined, 10, "drift detected on n3")
-        detected = min(
-            ts
-            for s in shards
-            for ts, st, r in _history(fleet, "n3", s)
-            if "drift" in r or "skew" in r
-        )
-        assert detected - t0 < 1.0 + 5.0  # one check cycle (+ process start)
         await wait_for(
-            lambda: all(
-                any(st == "reconciling" for _, st, _ in _history(fleet, "n3", s)) for s in shards
-            ),
-            10,
-            "n3 reconciled",
+            lambda: fleet.view.alive("n3") and any("drift" in r for r in reasons("quarantined")),
+            20,
+            "drift detected on n3",
         )
-        # Reconciled: its stored vectors are the log's again (drift 0), but it still queries
-        # with the skewed encoder, so it must stay out of the read path.
-        await wait_for(
-            lambda: all(
-                (fleet.view.heartbeats["n3"]["shards"][str(s)]["modalities"]["text"]["drift"] or 0)
-                < 1e-4
-                for s in shards
-            ),
-            10,
-            "drift back to 0",
-        )
+        await wait_for(fleet.all_serving, 30, "n3 reconciled, verified, serving")
+        assert reasons("reconciling")
         for s in shards:
-            assert fleet.shard_state("n3", s) != "serving"
-            assert "n3" not in fleet.view.healthy_replicas(s)
-        got = await fleet.router.search(next(iter(docs.values())), k=5, mode="dense")
-        assert not got.partial and "n3" not in {m.get("node") for m in got.shards.values()}
-        # The operator rolls the node back to the fleet's encoder: it verifies and rejoins.
-        fleet.stop_node("n3")
-        await asyncio.to_thread(fleet.start_node, "n3")
-        await wait_for(fleet.all_serving, 20, "n3 serving with the fleet's encoder")
+            text = fleet.view.heartbeats["n3"]["shards"][str(s)]["modalities"]["text"]
+            assert text["drift_verdict"] == "checked" and text["drift"] < 1e-4, text
         await fleet.disconnect()
 
     asyncio.run(scenario())
