@@ -559,6 +559,10 @@ def run_node(
     """Run a node until ``stop`` is set or the process is interrupted (CLI ``edgerag node``)."""
     http_url = f"http://127.0.0.1:{http_port}" if http_port else None
     node = FleetNode(engine, nats_url, node_id, config, ingest=ingest, http_url=http_url)
+    if http_port:
+        # Import the web stack before the event loop runs: seconds of imports inside it
+        # would stall the node's health loop, which then reads as being cut off.
+        _preload_http()
 
     async def main() -> None:
         await node.start()
@@ -574,6 +578,15 @@ def run_node(
             await node.stop()
 
     asyncio.run(main())
+
+
+def _preload_http() -> None:
+    try:
+        import uvicorn  # noqa: F401
+
+        from edgerag.server.app import create_app  # noqa: F401
+    except ImportError:  # start_http says so
+        pass
 
 
 def _dump_tasks() -> None:
