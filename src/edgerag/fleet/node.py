@@ -335,7 +335,9 @@ class FleetNode:
         for modality, pos in self.replicator.positions.get(shard, {}).items():
             peak = pos.take_peak()
             budget = self.config.policies[modality].max_lag_s
-            if peak > budget:
+            # A syncing replica replays old ops by design and serves nothing yet: its lag is
+            # the backlog it is working off, not a reason to quarantine it.
+            if peak > budget and replica.state != CATCHING_UP:
                 self.quarantine(shard, f"{modality} lag {peak:.1f} s over {budget:g} s budget")
         if replica.state == SERVING:
             await self.responder.join(shard)
@@ -457,7 +459,13 @@ class FleetNode:
         local = await loop.run_in_executor(None, self._local_doc_id, doc_id)
         if local is not None:
             lsn = await loop.run_in_executor(None, self.engine.delete, local)
+            deadline = time.monotonic() + wait_s
             while self.publisher.published_lsn < lsn:
+                if time.monotonic() > deadline:  # NATS away: the outbox publishes it later
+                    raise FleetError(
+                        f"{local!r} is deleted here but not yet in the replication log "
+                        "(NATS unreachable?); it is published when the connection is back"
+                    )
                 await asyncio.sleep(0.05)
             doc_id = local
         else:

@@ -147,9 +147,16 @@ class Publisher:
         self.wake = asyncio.Event()
 
     def _load(self) -> int:
+        published = 0
         if self.state_file and self.state_file.exists():
-            return int(json.loads(self.state_file.read_text()).get("published_lsn", 0))
-        return 0
+            published = int(json.loads(self.state_file.read_text()).get("published_lsn", 0))
+        last = self.engine.store.last_lsn()
+        if published > last:
+            # The store was restored from an older copy than the state file: its next local
+            # writes reuse LSNs we already passed and would never be published.
+            logger.warning("publisher position %d is past the store's LSN %d", published, last)
+            published = last
+        return published
 
     def _save(self) -> None:
         if self.state_file is None:
