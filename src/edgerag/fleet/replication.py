@@ -19,6 +19,7 @@ after they are applied (at-least-once delivery + idempotent ops = exactly-once e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -399,6 +400,8 @@ class Replicator:
             except Exception:  # never let one bad batch end replication
                 logger.exception("replication batch of shard %d %s failed", shard, modality)
                 await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
                 try:
                     sub = await self._subscribe(shard, modality, restart=True)
                 except asyncio.CancelledError:
