@@ -151,7 +151,7 @@ def test_delete_while_a_replica_is_down_applies_when_it_returns(fleet: Fleet) ->
             fleet.signal(down, signal.SIGKILL)
             await wait_for(lambda: not fleet.view.alive(down), 10, f"{down} seen down")
             cli = await asyncio.to_thread(
-                run_cli, "fleet", "delete", victim, "--nats", fleet.server.url, "--wait", "3"
+                run_cli, "fleet", "delete", victim, "--nats", fleet.server.url, "--wait", "5"
             )
             # Not confirmed everywhere yet: exit 1, naming who did and who did not.
             assert cli.returncode == 1, cli.stdout + cli.stderr

@@ -63,11 +63,23 @@ def test_new_node_with_another_encoder_refuses_and_never_publishes(fleet: Fleet)
             # It never joined: no replica of any shard moved to it.
             assert "n3" not in fleet.view.members
             assert all("n3" not in nodes for nodes in fleet.view.shardmap.values())
-            status = await read_status(fleet.nc)
-            assert not status["green"]
-            assert any(p.startswith("node n3 refused") for p in status["problems"])
-            cli = await asyncio.to_thread(run_cli, "fleet", "status", "--nats", fleet.server.url)
-            assert cli.returncode == 1 and "refused" in cli.stdout, cli.stdout + cli.stderr
+
+            async def refusal_in_status() -> bool:
+                status = await read_status(fleet.nc)
+                assert not status["green"]
+                return any(p.startswith("node n3 refused") for p in status["problems"])
+
+            # (a loaded box can delay one heartbeat past 3 periods: then n3 reads unreachable)
+            await wait_for(refusal_in_status, 20, "n3's refusal in fleet status")
+
+            async def cli_names_refusal() -> bool:
+                cli = await asyncio.to_thread(
+                    run_cli, "fleet", "status", "--nats", fleet.server.url
+                )
+                assert cli.returncode == 1, cli.stdout + cli.stderr
+                return "node n3 refused: encoder differs" in cli.stdout
+
+            await wait_for(cli_names_refusal, 30, "`edgerag fleet status` naming the refusal")
             # Ingest goes on through n1 and n2; every op in the log carries the fleet's vectors.
             client = IngestClient(fleet.nc, fleet.names)
             for name, text in docs.items():
@@ -118,10 +130,14 @@ def test_replica_restarted_with_another_encoder_version_refuses(fleet: Fleet) ->
             assert "hash/2-skewed/64d" in _refusal(fleet, "n3")
             shards = [s for s, nodes in fleet.view.shardmap.items() if "n3" in nodes]
             assert shards  # still a member: its replicas stay assigned, and unserved
-            status = await read_status(fleet.nc)
-            assert not status["green"]
-            for s in shards:
-                assert status["shards"][str(s)]["replicas"]["n3"]["state"] == "refused"
+
+            async def refused_replicas() -> bool:
+                status = await read_status(fleet.nc)
+                assert not status["green"]
+                replicas = [status["shards"][str(s)]["replicas"]["n3"] for s in shards]
+                return all(r["state"] == "refused" for r in replicas)
+
+            await wait_for(refused_replicas, 20, "n3's replicas refused in fleet status")
             await asyncio.sleep(2.0)  # searches go on against the remaining replicas
             # The operator rolls n3 back to the fleet's encoder: it replays and rejoins.
             fleet.stop_node("n3")
