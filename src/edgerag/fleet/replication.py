@@ -329,6 +329,19 @@ class Replicator:
         errors = require("nats.js.errors")
         durable = self.durable(shard, modality)
         stored = self.positions[shard][modality].applied_seq
+        last = int((await self.js.stream_info(self.names.ops_stream)).state.last_seq or 0)
+        if stored > last:  # the stream was recreated (broker state lost): our numbers are void
+            logger.warning(
+                "shard %d %s: stored position %d is past the ops stream's last sequence %d "
+                "(stream recreated?): replaying it from the start",
+                shard,
+                modality,
+                stored,
+                last,
+            )
+            stored = self.positions[shard][modality].applied_seq = 0
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.stored.set, shard, modality, 0)
         try:
             info = await self.js.consumer_info(self.names.ops_stream, durable)
         except errors.NotFoundError:
