@@ -241,11 +241,16 @@ class Publisher:
                 self.published += 1
 
 
+class DeliveryGap(Exception):
+    """The consumer delivered messages this subscription never received."""
+
+
 @dataclass
 class Position:
     """Applied position and lag of one (shard, modality) consumer on this replica."""
 
     applied_seq: int = 0
+    consumer_seq: int = 0  # last delivery sequence seen: a gap = deliveries we never got
     applied: int = 0
     pending: int = 0
     lag_s: float = 0.0
@@ -361,6 +366,7 @@ class Replicator:
                 )
                 self.rebootstrapped[shard].append(modality)
             await self.js.delete_consumer(self.names.ops_stream, durable)
+            info = None
         policy = api.DeliverPolicy
         config = api.ConsumerConfig(
             durable_name=durable,
@@ -373,6 +379,9 @@ class Replicator:
             ack_policy=api.AckPolicy.ALL,
             ack_wait=5.0,
             max_ack_pending=1024,
+        )
+        self.positions[shard][modality].consumer_seq = (
+            info.delivered.consumer_seq if info is not None else 0
         )
         return await self.js.pull_subscribe(
             self.names.ops(shard, modality),
@@ -408,19 +417,30 @@ class Replicator:
         while True:
             try:
                 await self._step(shard, modality, sub, pos)
+                continue
             except asyncio.CancelledError:
                 raise
+            except DeliveryGap as exc:
+                logger.warning(
+                    "shard %d %s: %s; restarting at the stored position", shard, modality, exc
+                )
             except Exception:  # never let one bad batch end replication
                 logger.exception("replication batch of shard %d %s failed", shard, modality)
                 await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-                try:
-                    sub = await self._subscribe(shard, modality, restart=True)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # NATS away: the next step fails and retries again
-                    logger.warning("resubscribe shard %d %s: %s", shard, modality, exc)
+            sub = await self._restart(shard, modality, sub)
+
+    async def _restart(self, shard: int, modality: str, sub: Any) -> Any:
+        """Recreate the consumer at the stored position (see ``_subscribe``)."""
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        try:
+            return await self._subscribe(shard, modality, restart=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # NATS away: the next step fails and we come back here
+            logger.warning("resubscribe shard %d %s: %s", shard, modality, exc)
+            await asyncio.sleep(0.5)
+            return sub
 
     async def _step(self, shard: int, modality: str, sub: Any, pos: Position) -> None:
         nats_errors = require("nats.errors")
@@ -435,6 +455,12 @@ class Replicator:
         if not msgs:  # idle (a fetch can also return nothing before its timeout)
             pos.pending, pos.lag_s, pos.last_fetch = 0, 0.0, time.time()
             return
+        first = msgs[0].metadata.sequence.consumer
+        if pos.consumer_seq and first > pos.consumer_seq + 1:
+            # Deliveries went to a pull request we no longer hear (a reconnect, a cancelled
+            # fetch). Applying on would let the ack-all of this batch cover ops never applied.
+            raise DeliveryGap(f"deliveries {pos.consumer_seq + 1}..{first - 1} never arrived")
+        pos.consumer_seq = msgs[-1].metadata.sequence.consumer
         stamps = [_msg_ts(m) for m in msgs]
         now = time.time()
         pos.lag_s = max(now - min(stamps), 0.0)
