@@ -253,6 +253,7 @@ class CheckedLoad:
         self.queries += [(doc, text, False) for doc, text in (absent or {}).items()]
         self.searches = 0
         self.partials = 0
+        self.partial_shards: list[dict[int, Any]] = []  # per-shard routing of each partial
         self.wrong: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[str] = []
         self.answered: list[tuple[float, str]] = []  # (send time, node) per shard answer
@@ -265,7 +266,9 @@ class CheckedLoad:
             i += 1
             sent = time.time()
             try:
-                got = await self.fl.router.search(text, k=5, mode="dense")
+                # A generous deadline: on a loaded box a lone replica can take seconds, and a
+                # partial should mean "no replica could answer", not "the box was busy".
+                got = await self.fl.router.search(text, k=5, mode="dense", deadline_s=5.0)
             except Exception as exc:  # recorded, asserted on later
                 self.errors.append(repr(exc))
                 await asyncio.sleep(0.05)
@@ -275,6 +278,7 @@ class CheckedLoad:
             found = doc in {h["doc_id"] for h in got.hits}
             if got.partial:
                 self.partials += 1
+                self.partial_shards.append(got.shards)
             elif found != present:
                 self.wrong.append((doc, got.shards))
             await asyncio.sleep(0.02)

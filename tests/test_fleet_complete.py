@@ -86,13 +86,15 @@ async def _replace_replica(
     fault_row(scenario, load, seconds)
     assert load.searches > 20 and not load.errors, load.errors[:3]
     assert not load.wrong, load.wrong[:3]
-    assert load.partials == 0
+    assert load.partials == 0, load.partial_shards[:3]
     # It knew its store was behind its consumers and replayed instead of resuming.
     assert "replaying from 1" in fl.log(node)
     states = _history_states(fl, node)
     assert any(s.startswith("syncing: applying the log up to") for s in states), states
     # Its store holds every document of its shards.
     mine = [s for s, nodes in fl.view.shardmap.items() if node in nodes]
+    shards = fl.view.heartbeats[node]["shards"]
+    assert all("text" in shards[str(s)]["replayed"] for s in mine), shards
     fl.stop_node(node)
     with Engine.open(db or fl.tmp / node) as engine:
         for name in docs:

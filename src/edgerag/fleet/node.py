@@ -537,6 +537,8 @@ class FleetNode:
                 "quarantines": replica.quarantines,
                 "history": replica.history,
                 "in_read_group": self.responder.in_queue(shard),
+                # Modalities replayed at start because the store was behind its consumer.
+                "replayed": self.replicator.rebootstrapped.get(shard, []),
                 "served": self.responder.served.get(shard, 0),
                 "modalities": modalities,
             }
