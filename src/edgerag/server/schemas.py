@@ -160,6 +160,8 @@ class DocumentOut(BaseModel):
 class DeleteOut(BaseModel):
     deleted: str
     lsn: int
+    # On a fleet node: shard, delete sequences, replicas that confirmed / are still pending.
+    fleet: dict[str, Any] | None = None
 
 
 class KeyCreate(_Strict):

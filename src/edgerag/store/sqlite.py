@@ -530,6 +530,27 @@ class Store:
             ts=ts or time.time(),
         )
 
+    # small state kept with the data ------------------------------------------------------
+    def meta(self, prefix: str) -> dict[str, str]:
+        """``meta`` rows whose key starts with ``prefix`` (e.g. the fleet's applied positions,
+        which must survive exactly with the store and vanish with it)."""
+        rows = self._reader.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {str(k): str(v) for k, v in rows}
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Write ``meta`` rows in one transaction."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
     def file_size(self) -> int:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]
         size = self._reader.execute("PRAGMA page_size").fetchone()[0]

@@ -176,7 +176,17 @@ def get_document(doc_id: str, engine: EngineDep) -> JSONResponse:
 @router.delete(
     "/documents/{doc_id:path}", responses={200: {"model": DeleteOut}}, dependencies=[WriteKey]
 )
-def delete_document(doc_id: str, engine: EngineDep, originals: OriginalsDep) -> JSONResponse:
+def delete_document(
+    doc_id: str, request: Request, engine: EngineDep, originals: OriginalsDep
+) -> JSONResponse:
+    fleet_delete = getattr(request.app.state, "fleet_delete", None)
+    if fleet_delete is not None:  # a fleet node: delete on every replica of the owner shard
+        erasure = fleet_delete(doc_id)
+        originals.remove(erasure["doc_id"])
+        _forget_cached(engine)
+        return JSONResponse(
+            {"deleted": erasure["doc_id"], "lsn": engine.store.last_lsn(), "fleet": erasure}
+        )
     lsn = engine.delete(doc_id)
     originals.remove(doc_id)
     _forget_cached(engine)
