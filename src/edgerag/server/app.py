@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from edgerag import __version__
 from edgerag.engine import Engine
 from edgerag.errors import ConfigError
-from edgerag.server import errors
+from edgerag.server import errors, ops_metrics
 from edgerag.server.auth import KeyStore
 from edgerag.server.limits import BodyLimitMiddleware
 from edgerag.server.metrics import Metrics, MetricsMiddleware
@@ -82,6 +82,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         metrics.watch_engine(engine.stats)
     # The fleet sets this to a (sync or async) callable returning its status view.
     app.state.fleet_status: Callable[[], Any] | None = None
+    ops_metrics.install(app, metrics)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
