@@ -161,3 +161,28 @@ def test_dashboard_queries_only_exported_metrics(exported: set[str]) -> None:
     families = {re.sub(r"_(bucket|count|sum|created|total)$", "", n) for n in exported}
     shown = {re.sub(r"_(bucket|count|sum|created|total)$", "", n) for n in used}
     assert families - shown <= set(), sorted(families - shown)
+
+
+def test_fleet_metrics_from_an_async_provider_and_a_failing_one(tmp_path: Path) -> None:
+    """The fleet wires an async status reader (NATS KV); /metrics is a sync route, so the
+    collector waits on the app's loop. A reader that fails reports status_up 0, not a 500."""
+    db = tmp_path / "kb"
+    Engine.open(db, EngineConfig(encoder="hash", index=IndexConfig(backend="flat"))).close()
+    app = create_app(ServerSettings(db=db))
+    status = fleet_status()
+
+    async def read_status() -> dict[str, Any]:
+        return status
+
+    def broken() -> dict[str, Any]:
+        raise ConnectionError("nats: no servers available")
+
+    with TestClient(app) as client:
+        assert "edgerag_fleet" not in client.get("/metrics").text  # not in a fleet: no series
+        app.state.fleet_status = read_status
+        text = client.get("/metrics").text
+        assert "edgerag_fleet_status_up 1.0" in text and "edgerag_fleet_green 0.0" in text
+        assert 'edgerag_fleet_lag_budget_seconds{modality="text"} 30.0' in text
+        app.state.fleet_status = broken
+        failed = client.get("/metrics")
+        assert failed.status_code == 200 and "edgerag_fleet_status_up 0.0" in failed.text
