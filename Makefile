@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian packages: OCR, speech synthesis for tests, audio/video decoding, the browser for UI
 # tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews, prometheus
 # for promtool (tests check deploy/prometheus/alerts.yml).
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base prometheus
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en prometheus
 
 .PHONY: help setup demo test test-slow lint format bench clean bench-check peers
 
