@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,11 @@ def ingest(
     options = {"encoder": encoder, "backend": backend, "quantization": quantization}
     if not new and any(options.values()):
         raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
+    started = time.perf_counter()
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
         report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)
+    elapsed = time.perf_counter() - started
+    files = len(report.added) + len(report.unchanged) + len(report.errors)
     if as_json:
         click.echo(
             json.dumps(
@@ -113,7 +117,8 @@ def ingest(
     else:
         click.echo(
             f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
-            f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}"
+            f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}; "
+            f"{elapsed:.1f} s ({files / max(elapsed, 1e-9):.1f} files/s)"
         )
     for source, reason in report.errors:
         click.echo(f"error: {source}: {reason}", err=True)
@@ -126,7 +131,18 @@ def _ingest_with_progress(
 ) -> Any:
     from tqdm import tqdm
 
-    bar = tqdm(desc="ingest", unit="file", disable=quiet or None, file=sys.stderr)
+    from edgerag.ingest.documents import count_inputs
+
+    # On a terminal: a bar with total, rate and ETA. Piped (disable=None → off when stderr is
+    # not a TTY) or --json: nothing here; the command prints its one summary line.
+    bar = tqdm(
+        desc="ingest",
+        unit="file",
+        total=count_inputs(paths),
+        disable=quiet or None,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def progress(source: str, outcome: str) -> None:
         bar.set_postfix_str(f"{Path(source).name}: {outcome}", refresh=False)

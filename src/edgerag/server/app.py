@@ -17,18 +17,19 @@ from fastapi.staticfiles import StaticFiles
 from edgerag import __version__
 from edgerag.engine import Engine
 from edgerag.errors import ConfigError
-from edgerag.server import errors
+from edgerag.server import errors, ops_metrics
 from edgerag.server.auth import KeyStore
 from edgerag.server.limits import BodyLimitMiddleware
 from edgerag.server.metrics import Metrics, MetricsMiddleware
 from edgerag.server.originals import Originals
-from edgerag.server.routes import documents, entities, query, system
+from edgerag.server.routes import documents, entities, preview, query, system
 from edgerag.server.routes.system import STATIC
 from edgerag.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (system.router, documents.router, query.router, entities.router)
+# preview first: its /documents/{id}/pages/{n}.png would match documents' {doc_id:path}
+ROUTERS = (system.router, preview.router, documents.router, query.router, entities.router)
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAPI:
@@ -82,6 +83,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         metrics.watch_engine(engine.stats)
     # The fleet sets this to a (sync or async) callable returning its status view.
     app.state.fleet_status: Callable[[], Any] | None = None
+    ops_metrics.install(app, metrics)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -69,6 +69,7 @@ async def ingest(
     if "doc_id" in shared and len(uploads) > 1:
         raise InputError("metadata.doc_id", "one doc_id cannot name several files")
     report = await run_in_threadpool(_ingest_all, engine, uploads, shared, settings, originals)
+    request.app.state.ops_metrics.count_ingest(report)
     if not report["added"] and not report["unchanged"]:
         status, kind = (413, "input_too_large") if report["too_large"] else (422, "invalid_input")
         message = "; ".join(f"{e['input']}: {e['reason']}" for e in report["errors"])
