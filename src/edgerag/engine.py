@@ -212,6 +212,7 @@ class Engine:
             self._media = MediaPipeline(
                 cfg.limits,
                 ocr=cfg.ocr,
+                transcribe=cfg.transcribe,
                 audio_window_s=cfg.audio_window_s,
                 audio_overlap_s=cfg.audio_overlap_s,
                 video_fps=cfg.video_fps,
