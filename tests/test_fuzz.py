@@ -8,7 +8,9 @@ image and video frame.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,3 +84,32 @@ def test_fuzz_600_inputs(tmp_path, seeds):
 def test_fuzz_10000_inputs(tmp_path, seeds, seed):
     """10 × 1,000 inputs, each run on a fresh collection (keeps every run's cost bounded)."""
     _fuzz(tmp_path, seeds, count=1000, seed=seed)
+
+
+class _StubEngine:
+    """Stands in for an engine to prove the harness itself can fail."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+
+    def ingest(self, inputs):
+        name = inputs[0][0]
+        if self.behaviour == "hang":
+            time.sleep(3)
+        if self.behaviour == "crash":
+            raise RuntimeError("boom")
+        reason = "cannot identify image file <bytes 0x7f28023641d0>"
+        errors = [("other-name.png" if self.behaviour == "misnamed" else name, reason)]
+        return SimpleNamespace(added=[], unchanged=[], errors=errors)
+
+
+def test_harness_detects_hangs_crashes_and_unclear_rejections(seeds):
+    inputs = list(fuzz_inputs(seeds, 3, seed=1))
+    hung = fuzz_engine(_StubEngine("hang"), iter(inputs), timeout=0.3)
+    assert hung.hangs == [inputs[0].name] and hung.inputs == 1
+    crashed = fuzz_engine(_StubEngine("crash"), iter(inputs), timeout=5)
+    assert len(crashed.crashes) == 3 and "RuntimeError: boom" in crashed.crashes[0][1]
+    unclear = fuzz_engine(_StubEngine("reject"), iter(inputs), timeout=5)
+    assert unclear.crashes == [] and len(rejection_problems(unclear)) == 3
+    misnamed = fuzz_engine(_StubEngine("misnamed"), iter(inputs), timeout=5)
+    assert len(misnamed.crashes) == 3 and "rejection names" in misnamed.crashes[0][1]
