@@ -4,6 +4,8 @@
    that read (a fuzz harness thread per input; in the server, AnyIO retires idle worker threads
    and starts new ones) leaked two file descriptors, and after ~10,000 inputs the collection's
    close failed with "Too many open files" while checkpointing its index.
+2. ``EngineConfig(ocr=False)`` still ran tesseract on every kept video frame (the engine did not
+   pass it on as the pipeline's ``video_ocr``): the fuzz run took 5x longer than it should.
 """
 
 from __future__ import annotations
@@ -37,3 +39,11 @@ def test_threads_that_end_do_not_leak_reader_connections(tmp_path):
         assert engine.search("torque").hits
     # close() still closes every reader (a live one included).
     assert open_fds() <= before
+
+
+def test_ocr_off_turns_off_video_frame_ocr_too():
+    pytest.importorskip("av")
+    with Engine.open(":memory:", EngineConfig(encoder="hash", ocr=False)) as engine:
+        assert engine.media.ocr is False and engine.media.video_ocr is False
+    with Engine.open(":memory:", EngineConfig(encoder="hash")) as engine:
+        assert engine.media.ocr is True and engine.media.video_ocr is True
