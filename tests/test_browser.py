@@ -181,3 +181,27 @@ def test_pdf_citation_opens_the_cited_page(served, browser):
         )
     )
     assert data.startswith(b"%PDF")
+
+
+def test_api_docs_render_offline(served, browser):
+    """/docs renders Swagger UI with every request to another host blocked (an offline box)."""
+    page = browser.new_page()
+    external: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(served.url):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(served.url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "edgerag" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "els => els.map(e => e.textContent.trim())"
+    )
+    assert "/search" in paths and "/answer" in paths
+    assert external == []

@@ -213,6 +213,8 @@ class Engine:
             self._media = MediaPipeline(
                 cfg.limits,
                 ocr=cfg.ocr,
+                transcribe=cfg.transcribe,
+                video_ocr=cfg.ocr,  # "ocr" covers video frames too (see EngineConfig)
                 audio_window_s=cfg.audio_window_s,
                 audio_overlap_s=cfg.audio_overlap_s,
                 video_fps=cfg.video_fps,

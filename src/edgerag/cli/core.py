@@ -26,9 +26,22 @@ DB = click.option(
 )
 
 
+def require_collection(db: Path) -> None:
+    """Refuse a --db that is not a collection: a typo must not become a new, empty one."""
+    if not db.exists():
+        raise click.ClickException(
+            f"{db}: no such directory, so no edgerag collection there (check the path; "
+            "`edgerag ingest` creates a collection)"
+        )
+    if not (db / "store.db").exists():
+        raise click.ClickException(
+            f"{db}: no edgerag collection here (no store.db; run `edgerag ingest` first)"
+        )
+
+
 def open_engine(db: Path, must_exist: bool = True, **config: Any) -> Engine:
-    if must_exist and not (db / "store.db").exists():
-        raise click.ClickException(f"{db}: no edgerag collection here (run `edgerag ingest` first)")
+    if must_exist:
+        require_collection(db)
     cfg = None
     if config:
         base = EngineConfig.load(db / "config.json") if (db / "config.json").exists() else None

@@ -19,6 +19,7 @@ from edgerag.engine import Engine
 from edgerag.errors import ConfigError
 from edgerag.server import errors, ops_metrics
 from edgerag.server.auth import KeyStore
+from edgerag.server.docs import install_docs
 from edgerag.server.limits import BodyLimitMiddleware
 from edgerag.server.metrics import Metrics, MetricsMiddleware
 from edgerag.server.originals import Originals
@@ -41,13 +42,20 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
             collection on startup and closes it on shutdown.
 
     Raises:
-        ConfigError: bound beyond loopback while no API key exists (everything would be open).
+        ConfigError: bound beyond loopback while no API key exists (everything would be open),
+            or read keys required while none exists (everything would be refused).
     """
     keys = KeyStore(settings.db)
     if not settings.loopback and not keys:
         raise ConfigError(
             f"refusing to serve on {settings.host} without API keys: create one with "
             f"`edgerag keys create --db {settings.db} --scope admin`"
+        )
+    if settings.require_read_keys and not keys:
+        raise ConfigError(
+            "refusing to start: --require-read-keys is set but no API key exists, so every "
+            f"request would be refused (401); create one with `edgerag keys create --db "
+            f"{settings.db} --scope read`"
         )
     metrics = Metrics()
 
@@ -72,7 +80,10 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         version=__version__,
         summary="Edge-first multimodal RAG: ingest, search, cited answers.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs: the default needs a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics

@@ -53,7 +53,11 @@ class Store:
             self._uri = f"file:{path}"
         self._synchronous = synchronous
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every thread's, closed together
+        # Every live thread's reader, closed together on close(). A thread that ended has its
+        # reader closed when the next one opens: server thread pools retire idle threads, and
+        # keeping their connections would leak two file descriptors each until EMFILE.
+        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
+        self._readers_lock = threading.Lock()
         self._write_lock = threading.RLock()
         try:
             self._writer = self._connect(write=True)
@@ -83,13 +87,17 @@ class Store:
         if conn is None:
             conn = self._connect(write=False)
             self._local.conn = conn
-            self._readers.append(conn)
+            with self._readers_lock:
+                for thread in [t for t in self._readers if not t.is_alive()]:
+                    self._readers.pop(thread).close()
+                self._readers[threading.current_thread()] = conn
         return conn
 
     def close(self) -> None:
-        for conn in self._readers:
-            conn.close()
-        self._readers = []
+        with self._readers_lock:
+            for conn in self._readers.values():
+                conn.close()
+            self._readers = {}
         self._writer.close()
 
     # spaces ------------------------------------------------------------------------------
