@@ -139,3 +139,82 @@ def test_outage_grows_lag_then_catches_up(engine, docs):
     thread.join(10)
     assert sink.status()["lag_lsn"] == 0 and sink.status()["error"] is None
     assert_upstream_equals_store(engine, real)
+
+
+# federated search -----------------------------------------------------------------------
+from edgerag.upstream.federated import federated_search  # noqa: E402
+
+
+@pytest.fixture
+def tiered(engine, docs):
+    """The pump manual lives only upstream (evicted from the edge after shipping)."""
+    engine.ingest(docs)
+    sink, upstream = make_sink(engine, ":memory:")
+    sink.sync_once()
+    pump = next(d["doc_id"] for d in engine.documents() if d["source"].endswith("pump.md"))
+    engine.apply(Op(kind=DELETE, doc_id=pump, origin=f"{RETENTION_ORIGIN}test"))
+    sink.sync_once()
+    return engine, upstream, pump
+
+
+def test_scopes_tier_tags_and_dedup(tiered):
+    engine, upstream, pump = tiered
+    q = "mechanical seal pump leaks at the shaft"
+    local = federated_search(engine, upstream, q, k=5, scope="local")
+    assert pump not in {h.doc_id for h in local.hits} and not local.asked_upstream
+    both = federated_search(engine, upstream, q, k=5, scope="all")
+    assert not both.partial and both.asked_upstream
+    tiers = {h.doc_id: t for h, t in zip(both.hits, both.tiers, strict=True)}
+    assert tiers[pump] == "upstream"  # found only upstream, merged into the edge's answer
+    assert "edge" in both.tiers  # edge items the upstream also holds come back once, as edge
+    assert len({h.key for h in both.hits}) == len(both.hits)
+    only = federated_search(engine, upstream, q, k=5, scope="upstream")
+    assert set(only.tiers) == {"upstream"} and only.hits[0].doc_id == pump
+    body = both.to_dict()
+    up = next(h for h in body["hits"] if h["doc_id"] == pump)
+    assert up["tier"] == "upstream" and "mechanical seal" in up["text"]
+    assert up["source"].endswith("pump.md") and body["partial"] is False
+
+
+def test_upstream_filters_apply_and_unsupported_ones_make_it_partial(tiered):
+    engine, upstream, pump = tiered
+    q = "mechanical seal pump"
+    other = federated_search(engine, upstream, q, k=5, scope="upstream", filters={"doc_id": "x"})
+    assert other.hits == [] and not other.partial
+    same = federated_search(engine, upstream, q, k=5, scope="upstream", filters={"doc_id": pump})
+    assert {h.doc_id for h in same.hits} == {pump}
+    tagged = federated_search(engine, upstream, q, k=5, scope="all", filters={"tags": "x"})
+    assert tagged.partial and "tags" in tagged.reasons[0]
+
+
+def test_unreachable_or_slow_upstream_is_partial_within_the_deadline(tiered):
+    import time
+
+    engine, upstream, _ = tiered
+    down = Down(upstream)
+    r = federated_search(engine, down, "pump seal", k=3, scope="all")
+    assert r.partial and "unreachable" in r.reasons[0] and set(r.tiers) == {"edge"}
+
+    class Slow(Down):
+        def search(self, *args, **kwargs):
+            time.sleep(5)
+            return self.real.search(*args, **kwargs)
+
+    slow = Slow(upstream)
+    slow.down = False
+    t0 = time.monotonic()
+    r = federated_search(engine, slow, "pump seal", k=3, scope="all", timeout_s=0.3)
+    assert time.monotonic() - t0 < 4.5  # bounded by the deadline, not the upstream's 5 s
+    assert r.partial and "did not answer" in r.reasons[0] and r.hits
+    none = federated_search(engine, None, "pump seal", k=3, scope="upstream")
+    assert none.partial and none.hits == []
+
+
+def test_auto_scope_asks_upstream_only_when_local_confidence_is_low(tiered):
+    engine, upstream, pump = tiered
+    sure = federated_search(engine, upstream, "pump seal", k=1, scope="auto", min_score=-1.0)
+    assert not sure.asked_upstream
+    unsure = federated_search(engine, upstream, "pump seal", k=1, scope="auto", min_score=1.01)
+    assert unsure.asked_upstream
+    few = federated_search(engine, upstream, "pump seal", k=50, scope="auto", min_score=-1.0)
+    assert few.asked_upstream  # fewer local hits than asked for

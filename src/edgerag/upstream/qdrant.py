@@ -8,6 +8,7 @@ environment (see :class:`~edgerag.upstream.base.UpstreamSpec`).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,8 @@ class QdrantUpstream(Upstream):
             self.client = qc.QdrantClient(location=":memory:")
         else:
             self.client = qc.QdrantClient(path=spec.target)
+        if not spec.is_url:  # local mode is not thread-safe; the server handles concurrency
+            self.client = _Locked(self.client)
 
     def _name(self, space: str) -> str:
         return space_collection(self.spec.collection, space)
@@ -137,3 +140,22 @@ class QdrantUpstream(Upstream):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _Locked:
+    """Serialises calls into a local-mode client (a sink thread and searches share it)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
