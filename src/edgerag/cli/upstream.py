@@ -13,6 +13,7 @@ import click
 from edgerag.cli import main
 from edgerag.cli.core import DB
 from edgerag.store.sqlite import Store
+from edgerag.types import Query
 from edgerag.upstream.base import DEFAULT_KEY_ENV, KINDS, UpstreamSpec, open_upstream
 from edgerag.upstream.sink import Sink, upstream_status
 from edgerag.upstream.state import UpstreamState
@@ -115,3 +116,57 @@ def status(db: Path, as_json: bool) -> None:
             f"{r['name']}: {r['kind']} {r['target']} [{r['collection']}] shipped "
             f"{r['shipped_lsn']}/{r['last_lsn']} lag {r['lag_lsn']} ops {r['lag_s']} s{err}"
         )
+
+
+def federated(
+    db: Path,
+    query: Query,
+    k: int,
+    filters: dict[str, Any],
+    mode: str,
+    fusion: str,
+    boosts: dict[str, float] | None,
+    no_ocr: bool,
+    scope: str,
+    as_json: bool,
+    name: str = "default",
+) -> None:
+    """``edgerag search --scope upstream|all|auto``: the edge plus its upstream tier."""
+    from edgerag.cli.core import open_engine
+    from edgerag.upstream.federated import federated_search
+
+    with open_engine(db) as engine:
+        state = UpstreamState(engine.store)
+        backend = None
+        try:
+            if name in state.names():
+                backend = open_upstream(state.spec(name))
+            response = federated_search(
+                engine,
+                backend,
+                query,
+                k=k,
+                filters=filters,
+                mode=mode,
+                scope=scope,
+                ocr=not no_ocr,
+                fusion=fusion,
+                boosts=boosts,
+            )
+        finally:
+            if backend is not None:
+                backend.close()
+            state.close()
+    if as_json:
+        click.echo(json.dumps(response.to_dict()))
+        return
+    if not response.hits:
+        click.echo("no results")
+    for rank, (hit, tier) in enumerate(zip(response.hits, response.tiers, strict=True), 1):
+        click.echo(
+            f"{rank:>2}. {hit.score:.4f}  [{tier}] {Path(hit.source).name}  [{hit.modality}]"
+        )
+        snippet = " ".join(hit.text.split())
+        click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+    if response.partial:
+        click.echo(f"partial: {'; '.join(response.reasons)}")
