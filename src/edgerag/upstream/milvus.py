@@ -6,6 +6,7 @@ against. The token (``user:password`` or an API key) comes from the environment.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -98,35 +99,28 @@ class MilvusUpstream(Upstream):
             self.client.delete(self._name(space), ids=[int(k) for k in keys])
 
     def delete_doc(self, space: str, doc_id: str) -> None:
-        self.client.delete(
-            self._name(space), filter="doc_id == {doc}", filter_params={"doc": doc_id}
-        )
+        self.client.delete(self._name(space), filter=f"doc_id == {literal(doc_id)}")
 
-    def _expr(self, filters: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-        parts, params = [], {}
-        for i, (key, values) in enumerate(normalize_filters(filters).items()):
+    def _expr(self, filters: dict[str, Any] | None) -> str:
+        parts = []
+        for key, values in normalize_filters(filters).items():
             if key == "ingested_after":
-                parts.append(f"ingested_at >= {{p{i}}}")
-                params[f"p{i}"] = min(values)
+                parts.append(f"ingested_at >= {literal(min(values))}")
             elif key == "ingested_before":
-                parts.append(f"ingested_at <= {{p{i}}}")
-                params[f"p{i}"] = max(values)
+                parts.append(f"ingested_at <= {literal(max(values))}")
             else:
-                parts.append(f"{key} in {{p{i}}}")
-                params[f"p{i}"] = values
-        return " and ".join(parts), params
+                parts.append(f"{key} in [{', '.join(literal(v) for v in values)}]")
+        return " and ".join(parts)
 
     def search(
         self, space: str, vector: np.ndarray, k: int, filters: dict[str, Any] | None = None
     ) -> list[UpstreamHit]:
-        expr, params = self._expr(filters)
         result = self.client.search(
             self._name(space),
             data=[vector.astype(np.float32).tolist()],
             limit=k,
             anns_field="vector",
-            filter=expr,
-            filter_params=params,
+            filter=self._expr(filters),
             output_fields=["*"],
         )
         hits = []
@@ -139,8 +133,7 @@ class MilvusUpstream(Upstream):
     def count_doc(self, space: str, doc_id: str) -> int:
         rows = self.client.query(
             self._name(space),
-            filter="doc_id == {doc}",
-            filter_params={"doc": doc_id},
+            filter=f"doc_id == {literal(doc_id)}",
             output_fields=["count(*)"],
         )
         return int(rows[0]["count(*)"]) if rows else 0
@@ -162,3 +155,11 @@ class MilvusUpstream(Upstream):
 
     def close(self) -> None:
         self.client.close()
+
+
+def literal(value: Any) -> str:
+    """A value as a Milvus expression literal. Strings are JSON-quoted (backslash escapes are
+    what Milvus's parser reads); Milvus Lite has no ``filter_params`` templating."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(str(value), ensure_ascii=False)
+    return repr(value)
