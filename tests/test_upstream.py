@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from tests.conftest import FAST
@@ -218,3 +220,52 @@ def test_auto_scope_asks_upstream_only_when_local_confidence_is_low(tiered):
     assert unsure.asked_upstream
     few = federated_search(engine, upstream, "pump seal", k=50, scope="auto", min_score=-1.0)
     assert few.asked_upstream  # fewer local hits than asked for
+
+
+# retention --------------------------------------------------------------------------------
+from edgerag.upstream.retention import RetentionPolicy, evict, parse_size  # noqa: E402
+
+
+def test_policy_parsing():
+    p = RetentionPolicy.parse(["image=7d", "text=10m"], ["audio=500MB"])
+    assert p.max_age_s == {"image": 7 * 86400, "text": 600} and p.max_bytes["audio"] == 500 << 20
+    assert RetentionPolicy.from_json(p.to_json()) == p and parse_size("2048") == 2048
+    with pytest.raises(ValueError, match="MODALITY=VALUE"):
+        RetentionPolicy.parse(["smell=1d"], [])
+
+
+def test_eviction_never_drops_an_unacknowledged_item(engine, tmp_path):
+    engine.ingest([(f"n{i}.txt", f"note {i} about pump {i}".encode()) for i in range(12)])
+    sink, upstream = make_sink(engine, ":memory:")
+    sink.batch = 5
+    sink.step()  # ships only LSN 1..5
+    policy = RetentionPolicy(max_age_s={"text": 0})
+    report = evict(engine, upstream, sink.state, policy=policy, now=time.time() + 1)
+    shipped = {f"n{i}.txt" for i in range(5)}
+    assert set(report.evicted) == shipped and len(report.kept_unacknowledged) == 7
+    assert {d["doc_id"] for d in engine.documents()} == {f"n{i}.txt" for i in range(5, 12)}
+    # an upstream that lost a point does not count as holding the document
+    sink.sync_once()
+    lost = upstream.dump("text")
+    victim = next(k for k, (_, p) in lost.items() if p["doc_id"] == "n7.txt")
+    upstream.delete_keys("text", [victim])
+    report = evict(engine, upstream, sink.state, policy=policy, now=time.time() + 1)
+    assert report.kept_unacknowledged == ["n7.txt"] and len(report.evicted) == 6
+    # evicted items stay searchable through the upstream scope
+    r = federated_search(engine, upstream, "note 3 about pump 3", k=3, scope="all")
+    assert any(
+        h.doc_id == "n3.txt" and t == "upstream" for h, t in zip(r.hits, r.tiers, strict=True)
+    )
+    # and eviction was not shipped as an erasure
+    sink.sync_once()
+    assert upstream.count_doc("text", "n3.txt") == 1
+
+
+def test_max_bytes_evicts_oldest_first(engine):
+    for i in range(6):
+        engine.ingest([(f"b{i}.txt", b"x" * 100 + str(i).encode())])
+    sink, upstream = make_sink(engine, ":memory:")
+    sink.sync_once()
+    report = evict(engine, upstream, sink.state, policy=RetentionPolicy(max_bytes={"text": 350}))
+    assert report.evicted == ["b0.txt", "b1.txt", "b2.txt"]
+    assert sum(d["size"] for d in engine.documents()) <= 350

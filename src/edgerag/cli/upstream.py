@@ -170,3 +170,54 @@ def federated(
         click.echo(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
     if response.partial:
         click.echo(f"partial: {'; '.join(response.reasons)}")
+
+
+@upstream.command("retention")
+@DB
+@NAME
+@click.option("--max-age", multiple=True, help="MODALITY=DURATION kept on the edge (image=7d).")
+@click.option("--max-bytes", multiple=True, help="MODALITY=SIZE kept on the edge (audio=500MB).")
+@click.option("--clear", is_flag=True, help="Remove the policy (keep everything on the edge).")
+def retention(
+    db: Path, name: str, max_age: tuple[str, ...], max_bytes: tuple[str, ...], clear: bool
+) -> None:
+    """Set (or show) the retention policy: what the edge evicts once this upstream holds it."""
+    from edgerag.upstream.retention import RetentionPolicy
+
+    store = open_store(db)
+    state = UpstreamState(store)
+    try:
+        if clear or max_age or max_bytes:
+            policy = RetentionPolicy.parse(list(max_age), list(max_bytes))
+            state.set_retention(name, policy.to_json())
+        click.echo(state.row(name)["retention"])
+    finally:
+        state.close()
+        store.close()
+
+
+@upstream.command("evict")
+@DB
+@NAME
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evict_cmd(db: Path, name: str, as_json: bool) -> None:
+    """Apply the retention policy once: evict from the edge what upstream acknowledged."""
+    from edgerag.cli.core import open_engine
+    from edgerag.upstream.retention import evict
+
+    with open_engine(db) as engine:
+        state = UpstreamState(engine.store)
+        backend = open_upstream(state.spec(name))
+        try:
+            report = evict(engine, backend, state, name)
+        finally:
+            backend.close()
+            state.close()
+    summary = report.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(
+            f"evicted {summary['evicted']} documents ({summary['freed_bytes']} bytes); "
+            f"kept {summary['kept_unacknowledged']} not yet acknowledged upstream"
+        )

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 class UpstreamService:
     """Sinks and search backends of one engine's upstreams."""
 
-    def __init__(self, engine: Engine, run_sinks: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, run_sinks: bool = True, retention_every_s: float = 30.0
+    ) -> None:
         self.engine = engine
         self.state = UpstreamState(engine.store)
         self.backends: dict[str, Upstream] = {}
@@ -45,12 +47,30 @@ class UpstreamService:
                 )
                 thread.start()
                 self._threads.append(thread)
+                keeper = threading.Thread(
+                    target=self._retain,
+                    args=(name, retention_every_s),
+                    name=f"upstream-retention-{name}",
+                    daemon=True,
+                )
+                keeper.start()
+                self._threads.append(keeper)
 
     def _run(self, sink: Sink) -> None:
         try:
             sink.run(self._stop)
         except Exception as exc:  # an encoder mismatch: recorded in status, the edge serves on
             logger.error("upstream %s sink stopped: %s", sink.name, exc)
+
+    def _retain(self, name: str, every_s: float) -> None:
+        """Apply the upstream's retention policy periodically (a no-op without one)."""
+        from edgerag.upstream.retention import evict
+
+        while not self._stop.wait(every_s):
+            try:
+                evict(self.engine, self.backends[name], self.state, name)
+            except Exception as exc:  # upstream down: nothing is acknowledged, nothing evicted
+                logger.warning("upstream %s retention skipped: %s", name, type(exc).__name__)
 
     def backend(self, name: str = "default") -> Upstream | None:
         return self.backends.get(name)

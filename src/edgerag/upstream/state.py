@@ -103,6 +103,15 @@ class UpstreamState:
         ).fetchone()
         return (str(row[0]), str(row[1])) if row else ("", "")
 
+    def documents(self, modality: str) -> list[dict[str, Any]]:
+        """``doc_id, size, created, lsn`` of the edge's documents of ``modality``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT doc_id, size, created, lsn FROM documents WHERE modality = ?"
+            " ORDER BY created, doc_id",
+            (modality,),
+        )
+        return [{"doc_id": r[0], "size": r[1], "created": r[2], "lsn": r[3]} for r in rows]
+
     def set_retention(self, name: str, policy_json: str) -> None:
         with self._lock:
             self.row(name)
