@@ -53,7 +53,11 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:  # the caller owns it: nothing to open or close
-            yield
+            upstream = await run_in_threadpool(_attach_upstream, app, engine)
+            try:
+                yield
+            finally:
+                await run_in_threadpool(upstream.close)
             return
         opened = await run_in_threadpool(Engine.open, settings.db)
         _configure(opened, settings)
