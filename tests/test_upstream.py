@@ -269,3 +269,20 @@ def test_max_bytes_evicts_oldest_first(engine):
     report = evict(engine, upstream, sink.state, policy=RetentionPolicy(max_bytes={"text": 350}))
     assert report.evicted == ["b0.txt", "b1.txt", "b2.txt"]
     assert sum(d["size"] for d in engine.documents()) <= 350
+
+
+def test_credentials_never_reach_status_or_errors(engine, monkeypatch):
+    from edgerag.upstream.base import redact
+
+    assert redact("https://admin:s3cret@qdrant.example:6333") == "https://***@qdrant.example:6333"
+    state = UpstreamState(engine.store)
+    monkeypatch.setenv("EDGERAG_UPSTREAM_API_KEY", "k3y-s3cret")
+    spec = UpstreamSpec("qdrant", "https://admin:s3cret@127.0.0.1:9", "c")
+    assert spec.api_key() == "k3y-s3cret"  # from the environment, not stored
+    state.add("default", spec)
+    assert "k3y" not in str(state.row("default"))
+    sink = Sink(engine.store, open_upstream(spec, timeout_s=1), state)
+    engine.ingest([("a.txt", b"pump seal")])
+    sink._record(f"ConnectError: cannot reach {spec.target}")
+    status = sink.status()
+    assert "s3cret" not in str(status) and "***@127.0.0.1:9" in status["error"]

@@ -40,8 +40,13 @@ class QdrantUpstream(Upstream):
         qc = require("qdrant_client")
         self.models = require("qdrant_client.models")
         if spec.is_url:
+            # No version probe at construction: an unreachable upstream must not hold up the
+            # edge's startup; the sink finds out at its first call and retries.
             self.client = qc.QdrantClient(
-                url=spec.target, api_key=spec.api_key(), timeout=max(1, int(timeout_s))
+                url=spec.target,
+                api_key=spec.api_key(),
+                timeout=max(1, int(timeout_s)),
+                check_compatibility=False,
             )
         elif spec.target == ":memory:":
             self.client = qc.QdrantClient(location=":memory:")
