@@ -286,3 +286,19 @@ def test_credentials_never_reach_status_or_errors(engine, monkeypatch):
     sink._record(f"ConnectError: cannot reach {spec.target}")
     status = sink.status()
     assert "s3cret" not in str(status) and "***@127.0.0.1:9" in status["error"]
+
+
+def test_a_real_unreachable_qdrant_url_gives_partial_results_and_a_growing_lag(engine, docs):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine.ingest(docs)
+    sink, upstream = make_sink(engine, f"http://127.0.0.1:{port}")
+    with pytest.raises(Exception):  # noqa: B017  (whatever the client raises for a refusal)
+        sink.step()
+    assert sink.status()["lag_lsn"] == engine.store.last_lsn() > 0
+    r = federated_search(engine, upstream, "pump seal", k=3, scope="all", timeout_s=3)
+    assert r.partial and "unreachable" in r.reasons[0] and r.hits
+    assert set(r.tiers) == {"edge"}
