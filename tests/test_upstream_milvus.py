@@ -21,7 +21,7 @@ def test_sync_delete_shrink_and_federated_search(engine, docs, tmp_path):
     long = tmp_path / "long.txt"
     long.write_text(" ".join(f"word{i}" for i in range(900)))
     engine.ingest(long)
-    odd = 'we"ird\\doc \' name.txt'  # quotes and a backslash in a document id
+    odd = "we\"ird\\doc ' name.txt"  # quotes and a backslash in a document id
     engine.ingest([(odd, b"an oddly named note")])
     sink, upstream = make_sink(engine, str(tmp_path / "milvus.db"), kind="milvus")
     try:
