@@ -168,6 +168,7 @@ def test_scopes_tier_tags_and_dedup(tiered):
     assert not both.partial and both.asked_upstream
     tiers = {h.doc_id: t for h, t in zip(both.hits, both.tiers, strict=True)}
     assert tiers[pump] == "upstream"  # found only upstream, merged into the edge's answer
+    assert both.hits[0].doc_id == pump  # the best dense match, wherever it lives
     assert "edge" in both.tiers  # edge items the upstream also holds come back once, as edge
     assert len({h.key for h in both.hits}) == len(both.hits)
     only = federated_search(engine, upstream, q, k=5, scope="upstream")
@@ -302,3 +303,15 @@ def test_a_real_unreachable_qdrant_url_gives_partial_results_and_a_growing_lag(e
     r = federated_search(engine, upstream, "pump seal", k=3, scope="all", timeout_s=3)
     assert r.partial and "unreachable" in r.reasons[0] and r.hits
     assert set(r.tiers) == {"edge"}
+
+
+def test_upstream_only_items_get_their_dense_rank_where_the_edge_alone_ranks():
+    from edgerag.upstream.federated import _impute_edge_only
+
+    ordered = {
+        "dense": [(9, 0.9), (1, 0.8), (2, 0.7)],  # 9 lives only upstream
+        "bm25": [(1, 5.0), (2, 4.0)],  # the edge's BM25 cannot see 9
+    }
+    _impute_edge_only(ordered, cold={9})
+    assert [k for k, _ in ordered["bm25"]] == [9, 1, 2]
+    assert [k for k, _ in ordered["dense"]] == [9, 1, 2]  # dense rankings are left alone
