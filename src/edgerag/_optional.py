@@ -36,6 +36,9 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "llama_index.core.retrievers": ("llamaindex", "the LlamaIndex retriever"),
     "mcp": ("mcp", "the MCP server (`edgerag mcp`)"),
     "mcp.server.fastmcp": ("mcp", "the MCP server (`edgerag mcp`)"),
+    "qdrant_client": ("qdrant", "the Qdrant upstream tier"),
+    "qdrant_client.models": ("qdrant", "the Qdrant upstream tier"),
+    "pymilvus": ("milvus", "the Milvus upstream tier (cluster URI or Milvus Lite)"),
 }
 
 

@@ -38,3 +38,6 @@ def main(verbose: int) -> None:
 
 
 from edgerag.cli import ask, bench, core, demo, documents, fleet, mcp, serve  # noqa: E402,F401  (registers commands)
+
+# isort: split
+from edgerag.cli import upstream  # noqa: E402,F401  (registers `edgerag upstream`)

@@ -255,6 +255,14 @@ def query_options(func: Any) -> Any:
 )
 @click.option("--boost", "boosts", multiple=True, help="MODALITY=FACTOR score multiplier.")
 @click.option("--no-ocr", is_flag=True, help="Don't OCR the query photo (faster).")
+@click.option(
+    "--scope",
+    type=click.Choice(["local", "upstream", "all", "auto"]),
+    default="local",
+    show_default=True,
+    help="Edge only, the upstream tier only, both merged, or upstream when the edge is unsure.",
+)
+@click.option("--since", help="Only items ingested in this rolling window (10m, 2h, 7d).")
 def search(
     query: str | None,
     db: Path,
@@ -267,14 +275,24 @@ def search(
     fusion: str,
     boosts: tuple[str, ...],
     no_ocr: bool,
+    scope: str,
+    since: str | None,
 ) -> None:
     """Search a collection with text, a photo, a voice clip, or several at once."""
+    from edgerag.retrieval.window import since_filter
+
     q = build_query(query, image, audio)
+    where = since_filter(parse_cli_filters(list(filters)), since)
+    if scope != "local":
+        from edgerag.cli.upstream import federated
+
+        boost = parse_boosts(boosts)
+        return federated(db, q, k, where, mode, fusion, boost, no_ocr, scope, as_json)
     with open_engine(db) as engine:
         response = engine.search(
             q,
             k=k,
-            filters=parse_cli_filters(list(filters)),
+            filters=where,
             mode=mode,
             fusion=fusion,
             boosts=parse_boosts(boosts),

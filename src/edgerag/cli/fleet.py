@@ -123,6 +123,11 @@ def node(
     engine = open_engine(db, must_exist=False, **options)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    upstream = None
+    if http_port is None:  # with HTTP, the app runs the upstream sinks (and scoped searches)
+        from edgerag.upstream.service import UpstreamService
+
+        upstream = UpstreamService(engine)
     try:
         run_node(
             engine,
@@ -136,6 +141,8 @@ def node(
     except KeyboardInterrupt:
         pass
     finally:
+        if upstream is not None:
+            upstream.close()
         engine.close()
 
 

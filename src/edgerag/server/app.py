@@ -62,17 +62,23 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:  # the caller owns it: nothing to open or close
-            yield
+            upstream = await run_in_threadpool(_attach_upstream, app, engine)
+            try:
+                yield
+            finally:
+                await run_in_threadpool(upstream.close)
             return
         opened = await run_in_threadpool(Engine.open, settings.db)
         _configure(opened, settings)
         app.state.engine = opened
         metrics.watch_engine(opened.stats)
+        upstream = await run_in_threadpool(_attach_upstream, app, opened)
         logger.info("serving %s (LSN %d)", settings.db, opened.store.last_lsn())
         try:
             yield
         finally:
             app.state.engine = None
+            await run_in_threadpool(upstream.close)
             await run_in_threadpool(opened.close)
 
     app = FastAPI(
@@ -89,6 +95,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     app.state.metrics = metrics
     app.state.originals = Originals(settings.db)
     app.state.engine = engine
+    app.state.upstream = None  # an UpstreamService once the lifespan attached it
     if engine is not None:
         _configure(engine, settings)
         metrics.watch_engine(engine.stats)
@@ -103,6 +110,16 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _attach_upstream(app: FastAPI, engine: Engine) -> Any:
+    """Run the collection's upstream sinks; searches with a scope use the same backends."""
+    from edgerag.upstream.service import UpstreamCollector, UpstreamService
+
+    service = UpstreamService(engine)
+    app.state.upstream = service
+    app.state.metrics.registry.register(UpstreamCollector(service))
+    return service
 
 
 def _configure(engine: Engine, settings: ServerSettings) -> None:

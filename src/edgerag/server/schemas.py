@@ -46,6 +46,15 @@ class SearchRequest(QueryFields):
         description="Several query modalities: one fused vector (early, the default) "
         "or one search per modality merged by RRF (late).",
     )
+    scope: Literal["local", "upstream", "all", "auto"] = Field(
+        "local",
+        description="local: the edge only; upstream: the upstream tier only; all: both merged "
+        "(hits carry `tier`); auto: upstream too when local confidence is low. An unreachable "
+        "upstream makes the response `partial` with `partial_reasons`, never an error.",
+    )
+    since: str | None = Field(
+        None, description="Rolling window over ingest time: `10m`, `2h`, `7d`."
+    )
 
 
 class AskRequest(QueryFields):
@@ -110,6 +119,7 @@ class HitOut(BaseModel):
     t_end: float | None = None
     metadata: dict[str, Any] = {}
     scores: dict[str, float] = {}
+    tier: Literal["edge", "upstream"] | None = Field(None, description="With a search `scope`.")
 
 
 class SearchOut(BaseModel):
@@ -117,6 +127,9 @@ class SearchOut(BaseModel):
     timings_ms: dict[str, float]
     mode: str
     plan: str
+    scope: str | None = None
+    partial: bool = False
+    partial_reasons: list[str] = []
 
 
 class CitationOut(BaseModel):

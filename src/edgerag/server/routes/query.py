@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from edgerag.engine import Engine
 from edgerag.errors import ConfigError
+from edgerag.retrieval.window import since_filter
 from edgerag.server.deps import EngineDep, MetricsDep, ReadKey, SettingsDep, run_query
 from edgerag.server.errors import COMMON_RESPONSES, Unsupported, error_event
 from edgerag.server.metrics import Metrics
@@ -27,6 +29,7 @@ from edgerag.server.schemas import (
 )
 from edgerag.server.settings import ServerSettings
 from edgerag.types import Query
+from edgerag.upstream.federated import federated_search
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +78,15 @@ async def search(
     metrics: MetricsDep,
 ) -> JSONResponse:
     query = await run_query(request, _query_of, body, settings)  # base64 off the event loop
-    extra = {"fusion": body.fusion} if body.fusion else {}
+    extra: dict[str, Any] = {"fusion": body.fusion} if body.fusion else {}
+    filters = since_filter(body.filters, body.since) if body.since else body.filters
+    search_fn: Any = engine.search
+    if body.scope != "local":
+        service = request.app.state.upstream
+        backend = service.backend() if service is not None else None
+        search_fn = functools.partial(federated_search, engine, backend, scope=body.scope)
     response = await run_query(
-        request, engine.search, query, k=body.k, filters=body.filters, mode=body.mode, **extra
+        request, search_fn, query, k=body.k, filters=filters, mode=body.mode, **extra
     )
     metrics.observe_stages("search", response.timings_ms)
     return JSONResponse(response.to_dict())
