@@ -35,6 +35,20 @@ def open_engine(db: Path, must_exist: bool = True, **config: Any) -> Engine:
     return Engine.open(db, cfg)
 
 
+def _differs_from_stored(db: Path, options: dict[str, str | None]) -> bool:
+    """True when an option asks for something the existing collection is not (the same value
+    is fine: several processes may create one collection at once)."""
+    if not any(options.values()):
+        return False
+    stored = EngineConfig.load(db / "config.json")
+    have = {
+        "encoder": stored.encoder,
+        "backend": stored.index.backend,
+        "quantization": stored.index.quantization,
+    }
+    return any(v and v != have[k] for k, v in options.items())
+
+
 def _merge_config(base: EngineConfig | None, **changes: Any) -> EngineConfig:
     data = json.loads(base.to_json()) if base else json.loads(EngineConfig().to_json())
     index = data["index"]
@@ -94,7 +108,7 @@ def ingest(
     """Ingest files or directories (txt, md, html, pdf) into a collection."""
     new = not (db / "store.db").exists()
     options = {"encoder": encoder, "backend": backend, "quantization": quantization}
-    if not new and any(options.values()):
+    if not new and _differs_from_stored(db, options):
         raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
         report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)

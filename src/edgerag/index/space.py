@@ -397,6 +397,16 @@ class SpaceIndex:
         with self._lock.read():
             return self._originals.keys()
 
+    def engine_count(self) -> int:
+        """Vectors the ANN engine holds (``edgerag check`` compares it with the originals)."""
+        with self._lock.read():
+            return len(self._engine)
+
+    def canonical(self, vectors: npt.ArrayLike) -> Vectors:
+        """``vectors`` exactly as :meth:`upsert` would keep them (f32, normalised for cos)."""
+        v = np.asarray(vectors)
+        return self._prepare(v, len(v))
+
     def get_vectors(self, keys: npt.ArrayLike) -> Vectors:
         """Original f32 vectors of ``keys``; raises NotFoundError for absent keys."""
         with self._lock.read():

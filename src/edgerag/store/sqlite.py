@@ -246,6 +246,21 @@ class Store:
             ),
         )
 
+    def rebuild_fts(self) -> int:
+        """Rewrite every full-text row from the items (``edgerag check --repair``)."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM items_fts")
+                conn.execute("INSERT INTO items_fts (rowid, text) SELECT key, text FROM items")
+                n = int(conn.execute("SELECT COUNT(*) FROM items_fts").fetchone()[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return n
+
     # reads -------------------------------------------------------------------------------
     def last_lsn(self) -> int:
         row = self._reader.execute("SELECT COALESCE(MAX(lsn), 0) FROM oplog").fetchone()
