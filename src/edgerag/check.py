@@ -63,7 +63,8 @@ class CheckReport:
 
 
 def _examples(values: Any) -> str:
-    items = [str(v) for v in list(values)[:_SHOW]]
+    values = list(values)
+    items = [str(v) for v in values[:_SHOW]]
     return ", ".join(items) + (", …" if len(values) > _SHOW else "")
 
 

@@ -291,8 +291,9 @@ def stats(db: Path, as_json: bool) -> None:
         click.echo(f"  {modality}: {n} items")
     for name, space in info["spaces"].items():
         click.echo(
-            f"  space {name}: {space['vectors']} vectors, applied LSN "
-            f"{space['applied_lsn']} (lag {space['lag']})"
+            f"  space {name}: {space['vectors']} vectors (store {space['store_vectors']}), "
+            f"applied LSN {space['applied_lsn']} (lag {space['lag']})"
+            + ("" if space["in_sync"] else "  NOT IN SYNC: run `edgerag check`")
         )
     cfg = info["config"]
     click.echo(
