@@ -208,7 +208,8 @@ class Engine:
         One ``MAX(lsn)`` query when nothing changed. Returns the LSN every index has applied.
         """
         last = self.store.last_lsn()
-        if min((ix.applied_lsn for ix in self.indexes.values()), default=last) >= last:
+        # tuple(): another thread may add a space meanwhile (under the write lock)
+        if min((ix.applied_lsn for ix in tuple(self.indexes.values())), default=last) >= last:
             return last
         with self._write_lock:
             return self._follow_locked()
