@@ -148,3 +148,23 @@ def test_cli_exit_codes_and_json(db: Path) -> None:
     )
     assert fixed.returncode == 0, fixed.stdout
     assert "repaired: fts: rebuilt 11 rows" in fixed.stdout
+
+
+def test_fts_rows_with_section_paths_are_clean(tmp_path: Path) -> None:
+    """FTS rows carry the section path before the text (ingest/structure.py): not a mismatch."""
+    db = tmp_path / "kb"
+    manual = (
+        b"# Pump P-100\n\n## Seal\n\nReplace the seal when it leaks.\n\n## Bolts\n\nTorque 25 Nm.\n"
+    )
+    with Engine.open(db, CONFIG) as engine:
+        engine.ingest([("manual.md", manual)], metadata={"site": "plant-3"})
+    assert check_collection(db).ok, check_collection(db).problems
+    conn = sqlite3.connect(db / "store.db")
+    prefixed = conn.execute(
+        "SELECT COUNT(*) FROM items_fts f JOIN items i ON i.key = f.rowid WHERE f.text != i.text"
+    ).fetchone()[0]
+    conn.close()
+    assert prefixed > 0  # the case this test is about really occurs
+    sql(db, "UPDATE items_fts SET text = 'Replace the seal when it leaks.'")
+    assert not check_collection(db).ok  # the section path is part of what is checked
+    assert check_collection(db, repair=True).ok

@@ -209,7 +209,10 @@ def _check_oplog(conn: sqlite3.Connection, report: CheckReport) -> None:
 
 
 def _check_fts(conn: sqlite3.Connection, report: CheckReport) -> bool:
-    items = dict(conn.execute("SELECT key, text FROM items").fetchall())
+    from edgerag.store.sqlite import fts_rows
+
+    # an item's FTS row is its text, prefixed by its section path (see ingest/structure.py)
+    items = dict(fts_rows(conn))
     fts = dict(conn.execute("SELECT rowid, text FROM items_fts").fetchall())
     report.checked["fts_rows"] = len(fts)
     missing = sorted(set(items) - set(fts))

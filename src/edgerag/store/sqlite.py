@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.entities import graph as entity_graph
+from edgerag.entities import normalize as normalize_entity
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
+from edgerag.ingest.structure import context_text
 from edgerag.retrieval.filters import Filters, where_clause
 from edgerag.store.ops import DELETE, UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.store.schema import migrate
@@ -59,8 +62,10 @@ class Store:
             with _creation_lock(path):
                 self._writer = self._connect(write=True)
                 migrate(self._writer)
+            self._backfill_entities()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
+        self._counted: tuple[int, int] = (-1, 0)  # (LSN, item count) for entity IDF
 
     # connections -------------------------------------------------------------------------
     def _connect(self, write: bool) -> sqlite3.Connection:
@@ -102,6 +107,24 @@ class Store:
                 "INSERT OR REPLACE INTO spaces VALUES (?, ?, ?, ?, ?)",
                 (spec.name, spec.encoder, spec.version, spec.dim, spec.metric),
             )
+
+    def _backfill_entities(self) -> None:
+        """A store created before the entity graph (migration 2) gets its graph once."""
+        conn = self._writer
+        pending = "SELECT value FROM meta WHERE key = 'entities_backfill'"
+        if conn.execute(pending).fetchone() is None:
+            return  # the usual case: no write lock taken just to open
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute(pending).fetchone() is not None:  # another process may have done it
+                done = entity_graph.backfill(conn)
+                conn.execute("DELETE FROM meta WHERE key = 'entities_backfill'")
+                if done:
+                    logger.info("entity graph built for %d existing documents", done)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # writes ------------------------------------------------------------------------------
     def apply(self, op: Op) -> int:
@@ -164,6 +187,8 @@ class Store:
 
     def _apply_rows(self, conn: sqlite3.Connection, op: Op) -> set[int]:
         old = {r[0] for r in conn.execute("SELECT key FROM items WHERE doc_id = ?", (op.doc_id,))}
+        # The entity graph is derived from the item texts here, in the same transaction.
+        entity_graph.unindex_document(conn, op.doc_id, old)
         if op.kind == DELETE:
             self._delete_keys(conn, old)
             conn.execute("DELETE FROM documents WHERE doc_id = ?", (op.doc_id,))
@@ -174,6 +199,7 @@ class Store:
         self._delete_keys(conn, old - new)
         self._put_document(conn, op.document, op.ts)
         self._put_items(conn, op.doc_id, op.items, op.document.metadata)
+        entity_graph.index_document(conn, op.doc_id, op.items)
         for space, sv in op.vectors.items():
             self._put_vectors(conn, space, sv)
         return old | new
@@ -233,7 +259,11 @@ class Store:
                 ),
             )
             conn.execute("DELETE FROM items_fts WHERE rowid = ?", (it.key,))
-            conn.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (it.key, it.text))
+            # BM25 sees the section path too (contextual header); the stored text stays clean.
+            conn.execute(
+                "INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
+                (it.key, context_text(it.text, it.metadata)),
+            )
 
     @staticmethod
     def _put_vectors(conn: sqlite3.Connection, space: str, sv: SpaceVectors) -> None:
@@ -252,9 +282,10 @@ class Store:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                rows = list(fts_rows(conn))
                 conn.execute("DELETE FROM items_fts")
-                conn.execute("INSERT INTO items_fts (rowid, text) SELECT key, text FROM items")
-                n = int(conn.execute("SELECT COUNT(*) FROM items_fts").fetchone()[0])
+                conn.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", rows)
+                n = len(rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -421,6 +452,42 @@ class Store:
             raise ConfigError(f"bad full-text query {match!r}: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    # entity graph (edgerag.entities.graph) --------------------------------------------------
+    def entity_items(self, names: list[str]) -> dict[str, list[int]]:
+        """Entity name (normalised) → keys of the items naming it."""
+        return entity_graph.items_of(self._reader, names)
+
+    def entity_neighbours(self, name: str) -> list[str]:
+        """Entities one hop from ``name``: named in the same table row or the same section."""
+        return entity_graph.neighbours(self._reader, name)
+
+    def entity_hits(
+        self,
+        query_text: str,
+        k: int,
+        filters: Filters | None = None,
+        allowed_keys: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """Items ranked by the entities of ``query_text`` (exact, then one hop, lower).
+
+        ``allowed_keys``: the keys ``filters`` allows, when the caller has them already.
+        """
+        if allowed_keys is None and filters:
+            allowed_keys = self.filter_keys(filters)
+        allowed = None if allowed_keys is None else {int(key) for key in allowed_keys}
+        lsn = self.last_lsn()
+        if self._counted[0] != lsn:
+            self._counted = (lsn, sum(self.count_items().values()))
+        return entity_graph.hits(self._reader, query_text, k, allowed, total=self._counted[1])
+
+    def entity(self, name: str) -> dict[str, Any]:
+        """Where entity ``name`` (any spelling: ``e107``) appears; NotFoundError if nowhere."""
+        normalised = normalize_entity(name)
+        found = entity_graph.report(self._reader, normalised)
+        if found is None:
+            raise NotFoundError(f"entity {name!r} ({normalised}) is not named in any item")
+        return found
+
     def count_items(self) -> dict[str, int]:
         rows = self._reader.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality")
         return {r[0]: r[1] for r in rows}
@@ -509,6 +576,20 @@ class Store:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]
         size = self._reader.execute("PRAGMA page_size").fetchone()[0]
         return int(page * size)
+
+
+def fts_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """``(key, text)`` every item's FTS row must hold, derived from the items as
+    :meth:`Store._put_items` derives it (item-level metadata = what differs from the
+    document's, as in :meth:`Store.materialize`)."""
+    rows = conn.execute(
+        "SELECT i.key, i.text, i.metadata, d.metadata FROM items i"
+        " JOIN documents d ON d.doc_id = i.doc_id"
+    )
+    for key, text, item_meta, doc_meta in rows.fetchall():
+        merged, doc = json.loads(item_meta), json.loads(doc_meta)
+        own = {k: v for k, v in merged.items() if doc.get(k) != v}
+        yield int(key), context_text(text, own)
 
 
 @contextmanager

@@ -147,6 +147,7 @@ function renderSources(sources, timings) {
         el("div", {}, el("b", {}, `[${i + 1}] `), sourceLink(s, name + where(s)), " ",
           el("span", { class: `badge ${s.modality}` }, s.modality),
           el("span", { class: "scores" }, ` score ${Number(s.score).toFixed(4)} (${scores})`)),
+        el("div", { class: "section" }, (s.metadata && s.metadata.section) || ""),
         el("p", { class: "snippet" }, s.text.length > 300 ? s.text.slice(0, 300) + "…" : s.text))));
   });
   $("#timings").textContent = timings ? timingText(timings) : "";
