@@ -366,5 +366,6 @@ def test_sigkill_any_process_20_times(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 100 rounds of process starts: minutes on a loaded 2-core box
 def test_sigkill_any_process_100_times(tmp_path: Path) -> None:
     _kill_rounds(tmp_path, 100, seed=11)
