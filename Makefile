@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages: OCR, speech synthesis for tests, audio/video decoding, the browser for UI
-# tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews.
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en
+# tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews, prometheus
+# for promtool (tests check deploy/prometheus/alerts.yml).
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en prometheus
 
 .PHONY: help setup demo test test-slow lint format bench clean bench-check peers
 

@@ -121,7 +121,13 @@ class Fleet:
 
     # processes ---------------------------------------------------------------------------
     def start_node(
-        self, node_id: str, skew: bool = False, ingest: bool = True, http_port: int | None = None
+        self,
+        node_id: str,
+        skew: bool = False,
+        ingest: bool = True,
+        http_port: int | None = None,
+        db: Path | None = None,
+        dim: int = 64,
     ) -> None:
         cmd = [
             sys.executable,
@@ -129,7 +135,9 @@ class Fleet:
             "--nats",
             self.server.url,
             "--db",
-            str(self.tmp / node_id),
+            str(db or self.tmp / node_id),
+            "--dim",
+            str(dim),
             "--node-id",
             node_id,
             "--shards",
@@ -207,6 +215,123 @@ class Fleet:
             len(self.view.healthy_replicas(s)) == self.replicas for s in range(self.shards)
         )
 
+    def node_state(self, node: str) -> str | None:
+        hb = self.view.heartbeats.get(node)
+        return hb["state"] if hb is not None and self.view.alive(node) else None
+
+    def position(self, node: str, shard: int, modality: str = "text") -> int | None:
+        hb = self.view.heartbeats.get(node, {})
+        info = hb.get("shards", {}).get(str(shard))
+        return info["modalities"][modality].get("position") if info else None
+
     def applied(self, node: str, modality: str = "text") -> int:
         hb = self.view.heartbeats.get(node, {})
         return sum(s["modalities"][modality]["applied"] for s in hb.get("shards", {}).values())
+
+
+# --------------------------------------------------------------------------- fault scenarios
+EDGERAG = Path(sys.executable).with_name("edgerag")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real ``edgerag`` command (in a thread from async tests: it blocks)."""
+    return subprocess.run(
+        [str(EDGERAG), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+class CheckedLoad:
+    """Searches in the background, each for one document's exact text (the hash encoder gives
+    that document cosine 1.0). A complete, non-partial answer without it is a *wrong answer*:
+    the silent miss this suite exists to catch. ``absent`` documents must never come back."""
+
+    def __init__(
+        self, fl: Fleet, expected: dict[str, str], absent: dict[str, str] | None = None
+    ) -> None:
+        self.fl = fl
+        self.queries = [(doc, text, True) for doc, text in expected.items()]
+        self.queries += [(doc, text, False) for doc, text in (absent or {}).items()]
+        self.searches = 0
+        self.partials = 0
+        self.partial_shards: list[dict[int, Any]] = []  # per-shard routing of each partial
+        self.wrong: list[tuple[str, dict[str, Any]]] = []
+        self.errors: list[str] = []
+        self.answered: list[tuple[float, str]] = []  # (send time, node) per shard answer
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        i = 0
+        while True:
+            doc, text, present = self.queries[i % len(self.queries)]
+            i += 1
+            sent = time.time()
+            try:
+                # A generous deadline: on a loaded box a lone replica can take seconds, and a
+                # partial should mean "no replica could answer", not "the box was busy".
+                got = await self.fl.router.search(text, k=5, mode="dense", deadline_s=5.0)
+            except Exception as exc:  # recorded, asserted on later
+                self.errors.append(repr(exc))
+                await asyncio.sleep(0.05)
+                continue
+            self.searches += 1
+            self.answered += [(sent, m["node"]) for m in got.shards.values() if m.get("node")]
+            found = doc in {h["doc_id"] for h in got.hits}
+            if got.partial:
+                self.partials += 1
+                self.partial_shards.append(got.shards)
+            elif found != present:
+                self.wrong.append((doc, got.shards))
+            await asyncio.sleep(0.02)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def fault_row(scenario: str, load: CheckedLoad, seconds_to_green: float | None) -> str:
+    """One row of the fault table (docs/notes/fleet.md); also appended to the file named by
+    EDGERAG_FAULT_TABLE when it is set."""
+    green = "-" if seconds_to_green is None else f"{seconds_to_green:.1f}"
+    row = f"| {scenario} | {load.searches} | {len(load.wrong)} | {load.partials} | {green} |"
+    print(f"FAULT-ROW {row}")  # noqa: T201
+    target = os.environ.get("EDGERAG_FAULT_TABLE")
+    if target:
+        with open(target, "a") as fh:
+            fh.write(row + "\n")
+    return row
+
+
+def no_tracebacks(fl: Fleet, nodes: list[str]) -> dict[str, str]:
+    """Node logs that contain a Python traceback (a healthy fleet logs none)."""
+    out = {}
+    for node in nodes:
+        text = fl.log(node)
+        if "Traceback" in text:
+            start = text.index("Traceback")
+            out[node] = text[max(0, start - 300) : start + 1500]
+    return out
+
+
+async def settled(fl: Fleet, timeout: float = 30) -> None:
+    """Wait until every serving replica reports a stored position at the log's high-water mark
+    of its shard, for every modality (then a search without ``min_seq`` sees every write)."""
+    from edgerag.fleet.positions import high_water
+
+    marks = {
+        (s, m): await high_water(fl.js, fl.names, s, m)
+        for s in range(fl.shards)
+        for m in ("text", "image", "audio", "video")
+    }
+
+    def done() -> bool:
+        for (shard, modality), mark in marks.items():
+            for node in fl.view.healthy_replicas(shard):
+                if (fl.position(node, shard, modality) or 0) < mark:
+                    return False
+        return True
+
+    await wait_for(done, timeout, "replicas at the log's high-water mark")

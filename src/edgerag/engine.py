@@ -261,6 +261,8 @@ class Engine:
             self._media = MediaPipeline(
                 cfg.limits,
                 ocr=cfg.ocr,
+                transcribe=cfg.transcribe,
+                video_ocr=cfg.ocr,  # "ocr" covers video frames too (see EngineConfig)
                 audio_window_s=cfg.audio_window_s,
                 audio_overlap_s=cfg.audio_overlap_s,
                 video_fps=cfg.video_fps,
@@ -370,13 +372,11 @@ class Engine:
         return "added"
 
     def delete(self, doc_id: str) -> int:
-        """Delete a document (by id, or by the path it was ingested from); return the LSN."""
-        if self.store.document(doc_id) is None:
-            resolved = str(Path(doc_id).resolve())
-            if self.store.document(resolved) is None:
-                raise NotFoundError(f"document {doc_id!r} not found")
-            doc_id = resolved
-        return self.apply(Op(kind=DELETE, doc_id=doc_id))
+        """Delete a document (by id, the path it was ingested from, or its unambiguous source
+        name as ``edgerag documents`` lists it); return the LSN."""
+        from edgerag.store.lookup import resolve_document
+
+        return self.apply(Op(kind=DELETE, doc_id=resolve_document(self.store, doc_id)))
 
     # reads -------------------------------------------------------------------------------
     def search(

@@ -37,4 +37,4 @@ def main(verbose: int) -> None:
     )
 
 
-from edgerag.cli import ask, bench, check, core, demo, fleet, serve  # noqa: E402,F401  (registers commands)
+from edgerag.cli import ask, bench, check, core, demo, documents, fleet, mcp, serve  # noqa: E402,F401  (registers commands)

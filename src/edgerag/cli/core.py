@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,22 @@ DB = click.option(
 )
 
 
+def require_collection(db: Path) -> None:
+    """Refuse a --db that is not a collection: a typo must not become a new, empty one."""
+    if not db.exists():
+        raise click.ClickException(
+            f"{db}: no such directory, so no edgerag collection there (check the path; "
+            "`edgerag ingest` creates a collection)"
+        )
+    if not (db / "store.db").exists():
+        raise click.ClickException(
+            f"{db}: no edgerag collection here (no store.db; run `edgerag ingest` first)"
+        )
+
+
 def open_engine(db: Path, must_exist: bool = True, **config: Any) -> Engine:
-    if must_exist and not (db / "store.db").exists():
-        raise click.ClickException(f"{db}: no edgerag collection here (run `edgerag ingest` first)")
+    if must_exist:
+        require_collection(db)
     cfg = None
     if config:
         base = EngineConfig.load(db / "config.json") if (db / "config.json").exists() else None
@@ -110,8 +124,11 @@ def ingest(
     options = {"encoder": encoder, "backend": backend, "quantization": quantization}
     if not new and _differs_from_stored(db, options):
         raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
+    started = time.perf_counter()
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
         report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)
+    elapsed = time.perf_counter() - started
+    files = len(report.added) + len(report.unchanged) + len(report.errors)
     if as_json:
         click.echo(
             json.dumps(
@@ -127,7 +144,8 @@ def ingest(
     else:
         click.echo(
             f"{len(report.added)} added, {len(report.unchanged)} unchanged, "
-            f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}"
+            f"{len(report.errors)} failed; {report.items} items; LSN {report.lsn}; "
+            f"{elapsed:.1f} s ({files / max(elapsed, 1e-9):.1f} files/s)"
         )
     for source, reason in report.errors:
         click.echo(f"error: {source}: {reason}", err=True)
@@ -140,7 +158,18 @@ def _ingest_with_progress(
 ) -> Any:
     from tqdm import tqdm
 
-    bar = tqdm(desc="ingest", unit="file", disable=quiet or None, file=sys.stderr)
+    from edgerag.ingest.documents import count_inputs
+
+    # On a terminal: a bar with total, rate and ETA. Piped (disable=None → off when stderr is
+    # not a TTY) or --json: nothing here; the command prints its one summary line.
+    bar = tqdm(
+        desc="ingest",
+        unit="file",
+        total=count_inputs(paths),
+        disable=quiet or None,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def progress(source: str, outcome: str) -> None:
         bar.set_postfix_str(f"{Path(source).name}: {outcome}", refresh=False)

@@ -1,4 +1,5 @@
-"""Fleet commands: ``edgerag node``, ``edgerag fleet status|search|put|dev-server|remove-node``."""
+"""Fleet commands: ``edgerag node``,
+``edgerag fleet status|search|put|delete|dev-server|remove-node``."""
 
 from __future__ import annotations
 
@@ -220,8 +221,20 @@ def search(
     show_default=True,
     help="Wait until each document is in the replication log.",
 )
-def put(paths: tuple[Path, ...], nats_url: str, collection: str, wait: bool) -> None:
-    """Publish files to the fleet's ingest stream (any node encodes them once)."""
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each document (with --wait).",
+)
+def put(
+    paths: tuple[Path, ...], nats_url: str, collection: str, wait: bool, timeout: float
+) -> None:
+    """Publish files to the fleet's ingest stream (any node encodes them once).
+
+    A file that fails or times out does not stop the others; every failure is listed at the
+    end and the exit status is 1 if there was any."""
     from edgerag.fleet.ingest_stream import IngestClient
     from edgerag.fleet.nats import Names
 
@@ -232,15 +245,84 @@ def put(paths: tuple[Path, ...], nats_url: str, collection: str, wait: bool) -> 
         if p.is_file()
     ]
 
+    failures: list[tuple[Path, str]] = []
+
     async def run(nc: Any) -> None:
         client = IngestClient(nc, Names(collection))
         for path in files:
-            result = await client.put(
-                path.name, path.read_bytes(), doc_id=str(path.resolve()), wait=wait
-            )
-            click.echo(f"{path}: {result.get('outcome', 'queued')} (seq {result['seq']})")
+            try:
+                result = await client.put(
+                    path.name,
+                    path.read_bytes(),
+                    doc_id=str(path.resolve()),
+                    wait=wait,
+                    timeout=timeout,
+                )
+            except Exception as exc:  # timeout, NATS error, unreadable file: report, go on
+                failures.append((path, str(exc)))
+                click.echo(f"{path}: FAILED: {exc}", err=True)
+                continue
+            outcome = str(result.get("outcome", "queued"))
+            if outcome.startswith("error"):
+                failures.append((path, outcome))
+            click.echo(f"{path}: {outcome} (seq {result['seq']})")
 
     asyncio.run(_with_client(nats_url, run))
+    if failures:
+        click.echo(f"{len(failures)} of {len(files)} files failed:", err=True)
+        for path, reason in failures:
+            click.echo(f"  {path}: {reason}", err=True)
+        sys.exit(1)
+
+
+@fleet.command()
+@click.argument("doc_id")
+@NATS
+@COLLECTION
+@click.option(
+    "--wait",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for every replica to confirm.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def delete(doc_id: str, nats_url: str, collection: str, wait: float, as_json: bool) -> None:
+    """Delete a document from every replica of the fleet (GDPR erasure).
+
+    The delete goes into the replication log, so a replica that is down applies it when it
+    returns. Prints which replicas confirmed; exits 1 while any has not confirmed yet."""
+    from edgerag.fleet.erase import erase
+    from edgerag.fleet.nats import Names
+    from edgerag.fleet.shardmap import FleetView, Membership
+
+    async def run(nc: Any) -> Any:
+        js = nc.jetstream()
+        names = Names(collection)
+        membership = Membership(
+            js, names, await js.key_value(names.kv), await js.key_value(names.hb_kv)
+        )
+        view = await FleetView(membership).start()
+        try:
+            return await erase(js, view, doc_id, origin="cli", wait_s=wait)
+        finally:
+            await view.stop()
+
+    erasure = asyncio.run(_with_client(nats_url, run))
+    if as_json:
+        click.echo(json.dumps(erasure.to_dict(), indent=2))
+    else:
+        click.echo(
+            f"deleted {erasure.doc_id} (shard {erasure.shard}): confirmed by "
+            + (", ".join(erasure.confirmed) or "no replica yet")
+        )
+        if erasure.pending:
+            click.echo(
+                "not confirmed yet: "
+                + ", ".join(erasure.pending)
+                + " (the delete is in the log: a replica that is down applies it when it returns)"
+            )
+    sys.exit(1 if erasure.pending else 0)
 
 
 @fleet.command("remove-node")

@@ -50,6 +50,11 @@ DB = click.option(
     help="Ask for an API key on reads too (automatic beyond loopback).",
 )
 @click.option(
+    "--create",
+    is_flag=True,
+    help="Create the collection if --db does not exist (otherwise a missing --db is an error).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -62,6 +67,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     require_read_keys: bool | None,
+    create: bool,
     log_level: str,
 ) -> None:
     """Serve a collection over HTTP: API at /docs, web page at /."""
@@ -80,6 +86,10 @@ def serve(
         "require_read_keys": require_read_keys,
     }
     settings = _settings(ServerSettings, {k: v for k, v in overrides.items() if v is not None})
+    if not create:
+        from edgerag.cli.core import require_collection
+
+        require_collection(settings.db)
     app = create_app(settings)
     scheme = "https" if settings.tls_cert else "http"
     click.echo(f"edgerag serving {db} on {scheme}://{host}:{port} (API docs at /docs)", err=True)

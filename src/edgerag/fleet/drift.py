@@ -51,9 +51,16 @@ class DriftReport:
     encoder_mismatch: list[str] = field(default_factory=list)
     checked_at: float = field(default_factory=time.time)
 
+    @property
+    def verdict(self) -> str:
+        """``unknown`` when nothing was sampled — never "verified" — else ``checked`` (the
+        caller judges the numbers against its threshold)."""
+        return "unknown" if self.sampled == 0 else "checked"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["mean_deviation"] = round(self.mean_deviation, 5)
+        data["verdict"] = self.verdict
         return data
 
 

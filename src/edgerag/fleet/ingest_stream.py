@@ -32,11 +32,14 @@ from edgerag.engine import Engine
 from edgerag.errors import FleetError, InputError
 from edgerag.fleet.nats import Names
 from edgerag.fleet.replication import H_HASH, MODALITIES, canonical, publish_op
+from edgerag.fleet.sharding import doc_subject_token, shard_for
 from edgerag.ingest.documents import content_hash
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
+
+    from edgerag.fleet.encoders import EncoderGuard
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,29 @@ class IngestClient:
         self.nc = nc
         self.js = nc.jetstream()
         self.names = names
+        self._shards: int | None = None
+
+    async def generation(self, doc_id: str) -> int:
+        """Log sequence of the last op of ``doc_id`` (0 if none): its version in the fleet."""
+        errors = require("nats.js.errors")
+        if self._shards is None:
+            self._shards = await self._shard_count()
+        shard = shard_for(doc_id, self._shards) if self._shards else "*"
+        subject = self.names.ops(shard, "*", doc_subject_token(doc_id))
+        try:
+            msg = await self.js.get_last_msg(self.names.ops_stream, subject, direct=True)
+        except errors.NotFoundError:
+            return 0
+        return int(msg.seq or 0)
+
+    async def _shard_count(self) -> int:
+        try:
+            kv = await self.js.key_value(self.names.kv)
+            entry = await kv.get("config")
+            return int(json.loads(entry.value or b"{}").get("shards") or 0)
+        except Exception as exc:  # no fleet config yet: match any shard
+            logger.debug("fleet config: %s", exc)
+            return 0
 
     async def put(
         self,
@@ -101,13 +127,18 @@ class IngestClient:
         doc_id = doc_id or name
         meta = dict(metadata or {})
         meta_bytes = json.dumps(meta, sort_keys=True).encode()
-        digest = hashlib.sha256(doc_id.encode() + b"\0" + data + b"\0" + meta_bytes)
+        generation = str(await self.generation(doc_id)).encode()
+        digest = hashlib.sha256(
+            doc_id.encode() + b"\0" + data + b"\0" + meta_bytes + b"\0" + generation
+        )
         token = digest.hexdigest()[:32]
         headers = {
             H_ID: quote(doc_id, safe=""),
             H_NAME: quote(name, safe=""),
             H_META: quote(json.dumps(meta), safe=""),
-            # Same document, same bytes → same id: the stream drops a resend inside its window.
+            # Same document, same bytes, same log state → same id: the stream drops a resend
+            # inside its window. A put after a delete (or after another version) sees a new
+            # log state, so it is a new message and is ingested again.
             "Nats-Msg-Id": token,
         }
         sub = None
@@ -145,6 +176,8 @@ class IngestWorker:
         node_id: origin of the published ops.
         batch: messages per fetch (micro-batch).
         max_in_flight: unacked messages at most (backpressure on the shared consumer).
+        guard: refuses ops whose vectors are not the fleet's encoders (the message is left
+            for a node that has them).
     """
 
     def __init__(
@@ -156,6 +189,7 @@ class IngestWorker:
         node_id: str,
         batch: int = 32,
         max_in_flight: int = 256,
+        guard: EncoderGuard | None = None,
     ) -> None:
         self.engine = engine
         self.js = js
@@ -164,6 +198,7 @@ class IngestWorker:
         self.node_id = node_id
         self.batch = batch
         self.max_in_flight = max_in_flight
+        self.guard = guard
         self.scratch = Engine.open(":memory:", engine.config, encoder=engine.encoder)
         self.counts = {"added": 0, "unchanged": 0, "errors": 0}
 
@@ -233,6 +268,8 @@ class IngestWorker:
         loop = asyncio.get_running_loop()
         op = await loop.run_in_executor(None, self._build, incoming)
         op.ts = time.time()
+        if self.guard is not None:
+            await self.guard.check(op)
         seq = await publish_op(
             self.js, self.names, op, self.shards, self.node_id, msg_id=f"in:{in_seq}"
         )

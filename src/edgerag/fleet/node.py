@@ -2,7 +2,7 @@
 
 Replica state machine (per shard held by this node)::
 
-    catching_up ──caught up + verified──► serving ──lag over budget / cut off / drift──┐
+    syncing ──complete + verified──► serving ──lag over budget / cut off / drift──┐
          ▲                                   ▲                                          ▼
          │                                   └──────verified────── verifying ◄── quarantined
          │                                                            ▲  (reconciling when the
@@ -13,6 +13,14 @@ Replica state machine (per shard held by this node)::
 Only ``serving`` replicas are in the shard's read queue group; the responder also refuses
 requests while the node's own loop has been stalled (a process resumed after SIGSTOP answers
 nothing until it has caught up and been verified).
+
+*Complete* is proven from the replica's own store: its stored log position per modality must
+reach the shard's high-water mark as observed when the recovery began (``fleet.positions``).
+A drift check that sampled nothing is "unknown", which never counts as verified: it is only
+accepted for a replica whose completeness the positions already prove.
+
+A node whose encoders differ from the fleet's (``fleet.encoders``) is ``refused``: it
+heartbeats its reason, but holds no replica, answers nothing, ingests nothing, publishes nothing.
 """
 
 from __future__ import annotations
@@ -24,14 +32,18 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgerag.engine import Engine
+from edgerag.errors import FleetError
 from edgerag.fleet.drift import DriftChecker, DriftReport, shard_documents
+from edgerag.fleet.encoders import EncoderGuard, engine_encoders, mismatches
+from edgerag.fleet.erase import Erasure, await_replicas, publish_delete, resolve
 from edgerag.fleet.ingest_stream import IngestWorker
 from edgerag.fleet.nats import check_token, connect
+from edgerag.fleet.positions import replay_gap
 from edgerag.fleet.replication import Publisher, Replicator
 from edgerag.fleet.router import Responder
 from edgerag.fleet.sharding import assign
@@ -40,12 +52,13 @@ from edgerag.store.ops import DELETE, Op
 
 logger = logging.getLogger(__name__)
 
-CATCHING_UP, QUARANTINED, RECONCILING, VERIFYING, FAILED = (
-    "catching_up",
+CATCHING_UP, QUARANTINED, RECONCILING, VERIFYING, FAILED, REFUSED = (
+    "syncing",
     "quarantined",
     "reconciling",
     "verifying",
     "failed",
+    "refused",
 )
 
 
@@ -109,6 +122,8 @@ class FleetNode:
         self._tasks: list[asyncio.Task[Any]] = []
         self._recoveries: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
+        self.refused: str | None = None
+        self.ingest_worker: IngestWorker | None = None
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> FleetNode:
@@ -121,10 +136,17 @@ class FleetNode:
         self.js = self.nc.jetstream()
         names = self.requested.names
         self.membership = await Membership.open(self.js, names)
-        self.config = await self.membership.init_config(self.requested)
+        mine = engine_encoders(self.engine.indexes)
+        await self.membership.init_config(replace(self.requested, encoders=mine))
+        self.config = await self.membership.record_encoders(mine)
         self.names = self.config.names
         self.view = await FleetView(self.membership).start()
+        self._loop = asyncio.get_running_loop()
+        problems = mismatches(self.config.encoders, mine)
+        if problems:
+            return await self._start_refused(problems)
         await self.membership.register(self.node_id, {"http": self.http_url, "ts": time.time()})
+        guard = EncoderGuard(self.membership, self.config.encoders)
         self.replicator = Replicator(
             self.engine, self.js, self.names, self.node_id, self.config.policies.modalities
         )
@@ -148,26 +170,56 @@ class FleetNode:
             self.node_id,
             lambda s: s in self.replicas,
             state_file,
+            guard,
         )
         await self._sync_shards(fresh=True)
         self.engine.listeners.append(self.publisher.notify)
+        self._last_tick = time.monotonic()  # starting up is not being cut off
         self._tasks = [
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._health_loop()),
             asyncio.create_task(self._drift_loop()),
             asyncio.create_task(self._map_loop()),
         ]
-        self.ingest_worker = None
         if self.run_ingest:
             self.ingest_worker = IngestWorker(
-                self.engine, self.js, self.names, self.config.shards, self.node_id
+                self.engine, self.js, self.names, self.config.shards, self.node_id, guard=guard
             )
             self._tasks.append(asyncio.create_task(self.ingest_worker.run()))
         self.started.set()
         logger.info("node %s up: shards %s", self.node_id, sorted(self.replicas))
         return self
 
+    async def _start_refused(self, problems: list[str]) -> FleetNode:
+        """Encoders differ from the fleet's: say so (log + heartbeat) and do nothing else. The
+        node is not registered as a member, so a new node never takes replicas it can't hold."""
+        self.refused = "encoder differs from the fleet's: " + "; ".join(problems)
+        logger.error(
+            "node %s refuses to serve, ingest or publish: %s. Start it with the fleet's "
+            "encoder (or upgrade the whole fleet, see docs/notes/fleet.md).",
+            self.node_id,
+            self.refused,
+        )
+        self._tasks = [asyncio.create_task(self._refused_loop())]
+        self.started.set()
+        return self
+
+    async def _refused_loop(self) -> None:
+        while True:
+            try:
+                await self.membership.heartbeat(self.node_id, self.status())
+            except Exception as exc:
+                logger.debug("heartbeat: %s", exc)
+            await asyncio.sleep(self.config.heartbeat_s)
+
     async def stop(self) -> None:
+        if self.refused is not None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.view.stop()
+            await self.nc.close()
+            return
         if self.publisher.notify in self.engine.listeners:
             self.engine.listeners.remove(self.publisher.notify)
         for task in [*self._tasks, *self._recoveries]:
@@ -283,7 +335,9 @@ class FleetNode:
         for modality, pos in self.replicator.positions.get(shard, {}).items():
             peak = pos.take_peak()
             budget = self.config.policies[modality].max_lag_s
-            if peak > budget:
+            # A syncing replica replays old ops by design and serves nothing yet: its lag is
+            # the backlog it is working off, not a reason to quarantine it.
+            if peak > budget and replica.state != CATCHING_UP:
                 self.quarantine(shard, f"{modality} lag {peak:.1f} s over {budget:g} s budget")
         if replica.state == SERVING:
             await self.responder.join(shard)
@@ -294,20 +348,25 @@ class FleetNode:
                 self._recoveries.add(task)
                 task.add_done_callback(self._recoveries.discard)
 
-    async def _drained(self, shard: int) -> bool:
-        try:
-            return await self.replicator.drained(shard)
-        except Exception as exc:  # NATS unreachable: not caught up
-            logger.debug("consumer info of shard %d: %s", shard, exc)
-            return False
+    async def _catch_up(self, shard: int, replica: ReplicaState) -> None:
+        """Wait until this store holds every op of ``shard`` the log had when we started."""
+        targets = await self.replicator.high_water(shard)
+        stored = min(self.replicator.position(shard, m) for m in targets)
+        gap = await replay_gap(self.js, self.names, stored)
+        if gap:
+            raise RuntimeError(gap)
+        if replica.state == CATCHING_UP:
+            wanted = {m: s for m, s in targets.items() if s}
+            replica.set(CATCHING_UP, f"applying the log up to {wanted or 'nothing'}")
+        while not self.replicator.complete(shard, targets):
+            await asyncio.sleep(0.1)
 
     async def _recover(self, shard: int) -> None:
-        """Catch up → (reconcile) → verify → serve; retried per policy."""
+        """Catch up (proven from the store) → (reconcile) → verify → serve; retried."""
         replica = self.replicas[shard]
         replica.busy = True
         try:
-            while not await self._drained(shard):
-                await asyncio.sleep(0.1)
+            await self._catch_up(shard, replica)
             if replica.needs_reconcile:
                 replica.set(RECONCILING, replica.reason)
                 await self.drift.reconcile(shard)
@@ -322,7 +381,7 @@ class FleetNode:
                 for pos in self.replicator.positions.get(shard, {}).values():
                     pos.peak_lag_s = pos.lag_s = 0.0
                 replica.attempts, replica.needs_reconcile = 0, False
-                replica.set(SERVING, "verified")
+                replica.set(SERVING, self._verdict(replica))
                 return
             replica.attempts += 1
             replica.needs_reconcile = True
@@ -345,6 +404,20 @@ class FleetNode:
             self.replicas[shard].drift[modality] = report
             problems += self._judge(report)
         return problems
+
+    @staticmethod
+    def _verdict(replica: ReplicaState) -> str:
+        """Why a replica may serve: complete by its positions, and what drift says."""
+        unknown = sorted(m for m, r in replica.drift.items() if r.verdict == "unknown")
+        checked = sum(r.sampled for r in replica.drift.values())
+        if checked and not unknown:
+            return f"complete; drift verified on {checked} items"
+        if checked:
+            return (
+                f"complete; drift verified on {checked} items, unknown for "
+                f"{', '.join(unknown)} (nothing to sample)"
+            )
+        return "complete; drift unknown (nothing to sample)"
 
     def _judge(self, report: DriftReport) -> list[str]:
         limit = self.config.policies[report.modality].drift_threshold
@@ -372,6 +445,49 @@ class FleetNode:
                 if problems:
                     self.quarantine(shard, "; ".join(problems), reconcile=True)
 
+    # fleet-wide delete -------------------------------------------------------------------
+    async def delete_everywhere(self, doc_id: str, wait_s: float = 10.0) -> Erasure:
+        """Delete ``doc_id`` on every replica of its shard, wherever it lives.
+
+        A document this node holds is deleted locally first, so the delete is published in
+        op-log order after any local write of it not published yet; the log then carries it
+        to every replica. A document held elsewhere gets its delete published directly.
+        """
+        if self.refused is not None:
+            raise FleetError(f"node {self.node_id} is refused: {self.refused}")
+        loop = asyncio.get_running_loop()
+        local = await loop.run_in_executor(None, self._local_doc_id, doc_id)
+        if local is not None:
+            lsn = await loop.run_in_executor(None, self.engine.delete, local)
+            deadline = time.monotonic() + wait_s
+            while self.publisher.published_lsn < lsn:
+                if time.monotonic() > deadline:  # NATS away: the outbox publishes it later
+                    raise FleetError(
+                        f"{local!r} is deleted here but not yet in the replication log "
+                        "(NATS unreachable?); it is published when the connection is back"
+                    )
+                await asyncio.sleep(0.05)
+            doc_id = local
+        else:
+            doc_id = await resolve(self.js, self.names, doc_id, self.config.shards)
+        erasure = await publish_delete(
+            self.js, self.names, doc_id, self.config.shards, self.node_id, local is None
+        )
+        return await await_replicas(self.view, erasure, wait_s)
+
+    def _local_doc_id(self, doc_id: str) -> str | None:
+        for candidate in (doc_id, str(Path(doc_id).resolve())):
+            if self.engine.store.document(candidate) is not None:
+                return candidate
+        return None
+
+    def delete_everywhere_blocking(self, doc_id: str, wait_s: float = 10.0) -> dict[str, Any]:
+        """:meth:`delete_everywhere` from another thread (the HTTP service's)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.delete_everywhere(doc_id, wait_s), self._loop
+        )
+        return future.result(timeout=wait_s + 30).to_dict()
+
     # status ------------------------------------------------------------------------------
     def fleet_status(self) -> dict[str, Any]:
         """The whole fleet as this node sees it (KV view) plus this node's own detail."""
@@ -387,6 +503,19 @@ class FleetNode:
 
     def status(self) -> dict[str, Any]:
         """This node's heartbeat: state, and per shard and modality position, lag and drift."""
+        if self.refused is not None:
+            return {
+                "node": self.node_id,
+                "ts": time.time(),
+                "state": REFUSED,
+                "reason": self.refused,
+                "http": None,
+                "lsn": self.engine.store.last_lsn(),
+                "published": 0,
+                "encoders": engine_encoders(self.engine.indexes),
+                "ingest": None,
+                "shards": {},
+            }
         shards = {}
         for shard, replica in sorted(self.replicas.items()):
             positions = self.replicator.positions.get(shard, {})
@@ -394,7 +523,10 @@ class FleetNode:
             for modality, pos in positions.items():
                 entry = pos.summary()
                 report = replica.drift.get(modality)
-                entry["drift"] = round(report.mean_deviation, 5) if report else None
+                entry["position"] = pos.applied_seq
+                verdict = report.verdict if report else "unknown"
+                entry["drift"] = round(report.mean_deviation, 5) if verdict != "unknown" else None
+                entry["drift_verdict"] = verdict
                 entry["sampled"] = report.sampled if report else 0
                 entry["drift_checked_at"] = report.checked_at if report else None
                 modalities[modality] = entry
@@ -405,6 +537,8 @@ class FleetNode:
                 "quarantines": replica.quarantines,
                 "history": replica.history,
                 "in_read_group": self.responder.in_queue(shard),
+                # Modalities replayed at start because the store was behind its consumer.
+                "replayed": self.replicator.rebootstrapped.get(shard, []),
                 "served": self.responder.served.get(shard, 0),
                 "modalities": modalities,
             }
@@ -416,10 +550,7 @@ class FleetNode:
             "http": self.http_url,
             "lsn": self.engine.store.last_lsn(),
             "published": self.publisher.published,
-            "encoders": {
-                name: f"{idx.spec.encoder}/{idx.spec.version}"
-                for name, idx in self.engine.indexes.items()
-            },
+            "encoders": engine_encoders(self.engine.indexes),
             "ingest": self.ingest_worker.counts if self.ingest_worker else None,
             "shards": shards,
         }
@@ -438,12 +569,16 @@ def run_node(
     """Run a node until ``stop`` is set or the process is interrupted (CLI ``edgerag node``)."""
     http_url = f"http://127.0.0.1:{http_port}" if http_port else None
     node = FleetNode(engine, nats_url, node_id, config, ingest=ingest, http_url=http_url)
+    if http_port:
+        # Import the web stack before the event loop runs: seconds of imports inside it
+        # would stall the node's health loop, which then reads as being cut off.
+        _preload_http()
 
     async def main() -> None:
         await node.start()
         if os.environ.get("EDGERAG_DEBUG_TASKS"):
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _dump_tasks)
-        if http_port:
+        if http_port and node.refused is None:
             start_http(engine, node, http_port)
         print(f"READY {node_id} shards={sorted(node.replicas)}", flush=True)  # noqa: T201
         try:
@@ -453,6 +588,15 @@ def run_node(
             await node.stop()
 
     asyncio.run(main())
+
+
+def _preload_http() -> None:
+    try:
+        import uvicorn  # noqa: F401
+
+        from edgerag.server.app import create_app  # noqa: F401
+    except ImportError:  # start_http says so
+        pass
 
 
 def _dump_tasks() -> None:
@@ -476,6 +620,18 @@ def start_http(engine: Engine, node: FleetNode, port: int) -> threading.Thread |
         return None
     app = create_app(ServerSettings(db=engine.path, port=port), engine=engine)
     app.state.fleet_status = node.fleet_status
+    app.state.fleet_delete = node.delete_everywhere_blocking
+    originals = app.state.originals
+
+    def forget(op: Op) -> None:
+        """A delete that arrived by replication also scrubs the original upload and caches."""
+        if op.kind == DELETE and op.origin and not op.origin.startswith("evict:"):
+            originals.remove(op.doc_id)
+            cache = getattr(engine, "cache", None)
+            if cache is not None:
+                cache.clear()
+
+    engine.listeners.append(forget)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="edgerag-http", daemon=True)
     thread.start()

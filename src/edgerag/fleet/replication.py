@@ -19,6 +19,7 @@ after they are applied (at-least-once delivery + idempotent ops = exactly-once e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,9 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from edgerag._optional import require
+from edgerag.errors import FleetError
 from edgerag.fleet.nats import Names
+from edgerag.fleet.positions import StoredPositions, high_water
 from edgerag.fleet.sharding import doc_subject_token, shard_for
 from edgerag.store.ops import DELETE, UPSERT, Op
 from edgerag.types import Modality
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from edgerag.engine import Engine
+    from edgerag.fleet.encoders import EncoderGuard
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,7 @@ class Publisher:
         owns: ``owns(shard)``; documents of shards this node does not hold are evicted
             locally once published (a node may accept a write for any shard).
         state_file: where the published LSN is persisted (None: memory only).
+        guard: refuses ops whose vectors are not the fleet's encoders (never published).
     """
 
     def __init__(
@@ -128,8 +133,10 @@ class Publisher:
         node_id: str,
         owns: Callable[[int], bool],
         state_file: Path | None,
+        guard: EncoderGuard | None = None,
     ) -> None:
         self.engine = engine
+        self.guard = guard
         self.js = js
         self.names = names
         self.shards = shards
@@ -141,9 +148,16 @@ class Publisher:
         self.wake = asyncio.Event()
 
     def _load(self) -> int:
+        published = 0
         if self.state_file and self.state_file.exists():
-            return int(json.loads(self.state_file.read_text()).get("published_lsn", 0))
-        return 0
+            published = int(json.loads(self.state_file.read_text()).get("published_lsn", 0))
+        last = self.engine.store.last_lsn()
+        if published > last:
+            # The store was restored from an older copy than the state file: its next local
+            # writes reuse LSNs we already passed and would never be published.
+            logger.warning("publisher position %d is past the store's LSN %d", published, last)
+            published = last
+        return published
 
     def _save(self) -> None:
         if self.state_file is None:
@@ -198,6 +212,12 @@ class Publisher:
             current, headers = await canonical(self.js, self.names, doc_id, self.shards, modality)
             if current is not None and headers.get(H_HASH) == op.document.content_hash:  # type: ignore[union-attr]
                 return  # an echo or a local re-embed: not a content change
+            if self.guard is not None:
+                try:
+                    await self.guard.check(op)
+                except FleetError as exc:
+                    logger.error("publisher: %s", exc)
+                    return
             op.origin, op.origin_lsn = self.node_id, row["lsn"]
             await publish_op(self.js, self.names, op, self.shards, self.node_id, msg_id)
             self.published += 1
@@ -221,11 +241,16 @@ class Publisher:
                 self.published += 1
 
 
+class DeliveryGap(Exception):
+    """The consumer delivered messages this subscription never received."""
+
+
 @dataclass
 class Position:
     """Applied position and lag of one (shard, modality) consumer on this replica."""
 
     applied_seq: int = 0
+    consumer_seq: int = 0  # last delivery sequence seen: a gap = deliveries we never got
     applied: int = 0
     pending: int = 0
     lag_s: float = 0.0
@@ -254,7 +279,11 @@ class Position:
 
 
 class Replicator:
-    """Durable per-(shard, modality) consumers that apply the log to the local engine."""
+    """Durable per-(shard, modality) consumers that apply the log to the local engine.
+
+    The applied position comes from the replica's own store (:class:`StoredPositions`), never
+    from the consumer's ack state: see :mod:`edgerag.fleet.positions`.
+    """
 
     def __init__(
         self,
@@ -271,7 +300,9 @@ class Replicator:
         self.node_id = node_id
         self.modalities = modalities or MODALITIES
         self.batch = batch
+        self.stored = StoredPositions(engine.store, names.collection)
         self.positions: dict[int, dict[str, Position]] = {}
+        self.rebootstrapped: dict[int, list[str]] = {}
         self._tasks: dict[int, list[asyncio.Task[None]]] = {}
 
     def durable(self, shard: int, modality: str) -> str:
@@ -282,34 +313,82 @@ class Replicator:
         return sorted(self._tasks)
 
     async def start_shard(self, shard: int) -> None:
-        """Start consuming a shard: a new replica replays the log from the start (snapshot +
-        catch-up in one), an existing durable consumer resumes where it acked."""
+        """Start consuming a shard from the position its store holds (see ``_subscribe``)."""
         if shard in self._tasks:
             return
-        api = require("nats.js.api")
-        self.positions[shard] = {m: Position() for m in self.modalities}
+        self.positions[shard] = {
+            m: Position(applied_seq=self.stored.get(shard, m)) for m in self.modalities
+        }
+        self.rebootstrapped[shard] = []
         tasks = []
         for modality in self.modalities:
-            config = api.ConsumerConfig(
-                durable_name=self.durable(shard, modality),
-                deliver_policy=api.DeliverPolicy.ALL,
-                # Ack the last op of a batch (acks everything before it) and wait for the
-                # server's confirmation: a lost ack would hold read-your-writes back until
-                # redelivery. Unconfirmed ops are redelivered after ack_wait (idempotent).
-                ack_policy=api.AckPolicy.ALL,
-                ack_wait=5.0,
-                max_ack_pending=1024,
-            )
-            sub = await self.js.pull_subscribe(
-                self.names.ops(shard, modality),
-                durable=self.durable(shard, modality),
-                stream=self.names.ops_stream,
-                config=config,
-            )
-            pos = self.positions[shard][modality]
-            tasks.append(asyncio.create_task(self._consume(sub, pos)))
+            sub = await self._subscribe(shard, modality)
+            tasks.append(asyncio.create_task(self._consume(shard, modality, sub)))
         self._tasks[shard] = tasks
         logger.info("replicating shard %d (%s)", shard, ", ".join(self.modalities))
+
+    async def _subscribe(self, shard: int, modality: str, restart: bool = False) -> Any:
+        """Resume the durable consumer when it agrees with the store; otherwise recreate it to
+        deliver from the stored position + 1 (everything when the store holds nothing)."""
+        api = require("nats.js.api")
+        errors = require("nats.js.errors")
+        durable = self.durable(shard, modality)
+        stored = self.positions[shard][modality].applied_seq
+        last = int((await self.js.stream_info(self.names.ops_stream)).state.last_seq or 0)
+        if stored > last:  # the stream was recreated (broker state lost): our numbers are void
+            logger.warning(
+                "shard %d %s: stored position %d is past the ops stream's last sequence %d "
+                "(stream recreated?): replaying it from the start",
+                shard,
+                modality,
+                stored,
+                last,
+            )
+            stored = self.positions[shard][modality].applied_seq = 0
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.stored.set, shard, modality, 0)
+        try:
+            info = await self.js.consumer_info(self.names.ops_stream, durable)
+        except errors.NotFoundError:
+            info = None
+        if info is not None and (restart or info.delivered.stream_seq > stored):
+            acked = info.ack_floor.stream_seq
+            if acked > stored:
+                logger.warning(
+                    "shard %d %s: this store has applied the log up to %d but its consumer "
+                    "acked %d (wiped or restored store, or a new machine with this node id): "
+                    "replaying from %d",
+                    shard,
+                    modality,
+                    stored,
+                    acked,
+                    stored + 1,
+                )
+                self.rebootstrapped[shard].append(modality)
+            await self.js.delete_consumer(self.names.ops_stream, durable)
+            info = None
+        policy = api.DeliverPolicy
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            deliver_policy=policy.BY_START_SEQUENCE if stored else policy.ALL,
+            opt_start_seq=stored + 1 if stored else None,
+            # Ack the last op of a batch (acks everything before it) and wait for the
+            # server's confirmation. Unconfirmed ops are redelivered after ack_wait
+            # (idempotent); a batch that failed to apply restarts the consumer at the stored
+            # position, so an ack of a later batch can never cover an op never applied.
+            ack_policy=api.AckPolicy.ALL,
+            ack_wait=5.0,
+            max_ack_pending=1024,
+        )
+        self.positions[shard][modality].consumer_seq = (
+            info.delivered.consumer_seq if info is not None else 0
+        )
+        return await self.js.pull_subscribe(
+            self.names.ops(shard, modality),
+            durable=durable,
+            stream=self.names.ops_stream,
+            config=config,
+        )
 
     async def stop_shard(self, shard: int, delete: bool = False) -> None:
         for task in self._tasks.pop(shard, []):
@@ -323,6 +402,8 @@ class Replicator:
                     )
                 except Exception as exc:  # already gone
                     logger.debug("delete consumer: %s", exc)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.stored.reset, shard, self.modalities)
 
     async def stop(self) -> None:
         tasks = [t for ts in self._tasks.values() for t in ts]
@@ -331,49 +412,81 @@ class Replicator:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def _consume(self, sub: Any, pos: Position) -> None:
+    async def _consume(self, shard: int, modality: str, sub: Any) -> None:
+        pos = self.positions[shard][modality]
         while True:
             try:
-                await self._step(sub, pos)
+                await self._step(shard, modality, sub, pos)
+                continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let one bad batch end replication: it is redelivered
-                logger.exception("replication batch failed (will be redelivered)")
+            except DeliveryGap as exc:
+                logger.warning(
+                    "shard %d %s: %s; restarting at the stored position", shard, modality, exc
+                )
+            except Exception:  # never let one bad batch end replication
+                logger.exception("replication batch of shard %d %s failed", shard, modality)
                 await asyncio.sleep(0.5)
+            sub = await self._restart(shard, modality, sub)
 
-    async def _step(self, sub: Any, pos: Position) -> None:
+    async def _restart(self, shard: int, modality: str, sub: Any) -> Any:
+        """Recreate the consumer at the stored position (see ``_subscribe``)."""
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        try:
+            return await self._subscribe(shard, modality, restart=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # NATS away: the next step fails and we come back here
+            logger.warning("resubscribe shard %d %s: %s", shard, modality, exc)
+            await asyncio.sleep(0.5)
+            return sub
+
+    async def _step(self, shard: int, modality: str, sub: Any, pos: Position) -> None:
         nats_errors = require("nats.errors")
         try:
             msgs = await sub.fetch(self.batch, timeout=1.0)
         except (nats_errors.TimeoutError, TimeoutError):
-            pos.pending, pos.lag_s, pos.last_fetch = 0, 0.0, time.time()
-            return
+            msgs = []
         except (nats_errors.ConnectionClosedError, nats_errors.ConnectionReconnectingError) as exc:
             logger.debug("fetch: %r", exc)  # the health loop sees the gap
             await asyncio.sleep(0.25)
             return
+        if not msgs:  # idle (a fetch can also return nothing before its timeout)
+            pos.pending, pos.lag_s, pos.last_fetch = 0, 0.0, time.time()
+            return
+        first = msgs[0].metadata.sequence.consumer
+        if pos.consumer_seq and first > pos.consumer_seq + 1:
+            # Deliveries went to a pull request we no longer hear (a reconnect, a cancelled
+            # fetch). Applying on would let the ack-all of this batch cover ops never applied.
+            raise DeliveryGap(f"deliveries {pos.consumer_seq + 1}..{first - 1} never arrived")
+        pos.consumer_seq = msgs[-1].metadata.sequence.consumer
         stamps = [_msg_ts(m) for m in msgs]
         now = time.time()
         pos.lag_s = max(now - min(stamps), 0.0)
         pos.peak_lag_s = max(pos.peak_lag_s, pos.lag_s)
         ops = [Op.from_bytes(m.data) for m in msgs]
-        await asyncio.get_running_loop().run_in_executor(None, self._apply_all, ops)
+        seq = max(pos.applied_seq, max(m.metadata.sequence.stream for m in msgs))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._apply_all, ops, shard, modality, seq)
         done = time.time()
+        pos.applied_seq = seq
         try:
             await msgs[-1].ack_sync(timeout=2.0)
         except Exception as exc:  # redelivered later; applying again is harmless
             logger.debug("ack not confirmed: %s", exc)
         pos.delays.extend(done - ts for ts in stamps)
         pos.applied += len(msgs)
-        pos.applied_seq = msgs[-1].metadata.sequence.stream
         pos.pending = msgs[-1].metadata.num_pending
         pos.lag_s = 0.0 if pos.pending == 0 else max(done - stamps[-1], 0.0)
         pos.last_fetch = done
 
-    def _apply_all(self, ops: list[Op]) -> None:
+    def _apply_all(self, ops: list[Op], shard: int, modality: str, seq: int) -> None:
         # One transaction per fetched batch: per-op commits (an fsync each) were what made
-        # text lag seconds behind at 500 ops/s.
+        # text lag seconds behind at 500 ops/s. The position is stored after the ops commit
+        # (never ahead of the data) and before the ack (never behind the ack floor).
         self.engine.apply_many([op for op in ops if not self._already_applied(op)])
+        self.stored.set(shard, modality, seq)
 
     def _already_applied(self, op: Op) -> bool:
         """Skip our own echoes and deletes of absent documents; anything else re-applies
@@ -388,25 +501,31 @@ class Replicator:
         )
         return same and op.origin == self.node_id
 
-    async def drained(self, shard: int) -> bool:
-        """True when the server has nothing left for this replica's consumers of ``shard``
-        (authoritative: a local fetch timeout after a freeze proves nothing)."""
+    def position(self, shard: int, modality: str) -> int:
+        pos = self.positions.get(shard, {}).get(modality)
+        return pos.applied_seq if pos else 0
+
+    async def high_water(self, shard: int) -> dict[str, int]:
+        """The shard's last log sequence per modality, now."""
+        marks = await asyncio.gather(
+            *(high_water(self.js, self.names, shard, m) for m in self.modalities)
+        )
+        return dict(zip(self.modalities, marks, strict=True))
+
+    def complete(self, shard: int, targets: dict[str, int]) -> bool:
+        """True when this store has applied every op of ``shard`` up to ``targets``."""
         if shard not in self._tasks:
             return False
-        for modality in self.modalities:
-            info = await self.js.consumer_info(self.names.ops_stream, self.durable(shard, modality))
-            if info.num_pending or info.num_ack_pending:
-                return False
-        return True
+        return all(self.position(shard, m) >= seq for m, seq in targets.items())
 
     async def caught_up(self, shard: int, seq: int) -> bool:
         """True when every op of ``shard`` up to stream sequence ``seq`` is applied here."""
         if shard not in self._tasks:
             return False
         for modality in self.modalities:
-            info = await self.js.consumer_info(self.names.ops_stream, self.durable(shard, modality))
-            if info.ack_floor.stream_seq >= seq:
+            if self.position(shard, modality) >= seq:
                 continue
+            info = await self.js.consumer_info(self.names.ops_stream, self.durable(shard, modality))
             if info.num_pending or info.num_ack_pending:
                 return False
         return True

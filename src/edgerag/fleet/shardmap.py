@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from edgerag._optional import require
@@ -50,6 +50,8 @@ class FleetConfig:
             unreachable for routing.
         drift_interval_s: period of the drift check.
         drift_sample: items sampled per shard and modality in one drift check.
+        encoders: space → ``encoder/version/dim`` of the fleet's vectors (recorded by the first
+            node that has the space; a node that differs neither serves nor publishes).
     """
 
     collection: str = "default"
@@ -59,6 +61,7 @@ class FleetConfig:
     heartbeat_s: float = 1.0
     drift_interval_s: float = 60.0
     drift_sample: int = 1000
+    encoders: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_token("collection", self.collection)
@@ -123,6 +126,24 @@ class Membership:
             existing = await self.config()
             assert existing is not None
             return existing
+
+    async def record_encoders(self, encoders: dict[str, str]) -> FleetConfig:
+        """Record the spaces of ``encoders`` the config does not have yet (compare-and-set: a
+        space recorded by another node meanwhile wins); return the config in force."""
+        errors = require("nats.js.errors")
+        while True:
+            entry = await self.kv.get("config")
+            config = FleetConfig.from_json(entry.value or b"{}")
+            merged = {**encoders, **config.encoders}
+            if merged == config.encoders:
+                return config
+            updated = replace(config, encoders=merged)
+            try:
+                await self.kv.update("config", updated.to_json(), last=entry.revision)
+                logger.info("fleet encoders now %s", merged)
+                return updated
+            except errors.KeyWrongLastSequenceError:
+                continue
 
     async def register(self, node_id: str, info: dict[str, Any]) -> None:
         await self.kv.put(f"members.{node_id}", json.dumps(info).encode())

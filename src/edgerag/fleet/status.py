@@ -1,9 +1,11 @@
 """Fleet status: nodes, shards, replicas, per-modality lag and drift, and one verdict (green).
 
-Green means: every member heartbeats; every shard has its full replica count serving; no
-replica is over its modality's lag budget or drift threshold. ``edgerag fleet status`` exits
-non-zero otherwise, which makes it the gate of a rolling update (upgrade one node, wait for
-green, go on).
+Green means: every member heartbeats and none is refused; every node's encoders are the
+fleet's; every shard has its full replica count serving; no replica is over its modality's lag
+budget or drift threshold; and no replica's stored log position is behind the shard's
+high-water mark (when the caller read it from the stream) or behind another replica's.
+``edgerag fleet status`` exits non-zero otherwise, which makes it the gate of a rolling update
+(upgrade one node, wait for green, go on).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 from edgerag._optional import require
 from edgerag.errors import FleetError
 from edgerag.fleet.nats import Names
+from edgerag.fleet.positions import high_water
 from edgerag.fleet.shardmap import SERVING, FleetConfig, Membership
+
+REFUSED = "refused"
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -34,11 +39,17 @@ async def read_status(nc: Client, collection: str = "default") -> dict[str, Any]
     config = await membership.config()
     if config is None:
         raise FleetError(f"collection {collection!r} has no fleet config yet")
+    marks: dict[str, dict[str, int]] = {}
+    for shard in range(config.shards):
+        for modality in config.policies.modalities:
+            mark = await high_water(js, names, shard, modality)
+            marks.setdefault(str(shard), {})[modality] = mark
     return judge(
         config,
         await membership.members(),
         await membership.shardmap(),
         await membership.heartbeats(),
+        high_water=marks,
     )
 
 
@@ -48,8 +59,10 @@ def judge(
     shardmap: dict[int, list[str]],
     heartbeats: dict[str, dict[str, Any]],
     now: float | None = None,
+    high_water: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Pure function from KV contents to the status document (tested without NATS)."""
+    """Pure function from KV contents (and the log's high-water marks, when the caller read
+    them: shard → modality → last sequence) to the status document (tested without NATS)."""
     now = now or time.time()
     problems: list[str] = []
     alive = {n for n, hb in heartbeats.items() if now - hb["ts"] <= config.stale_after_s}
@@ -63,9 +76,17 @@ def judge(
             "http": (hb or {}).get("http") or members.get(node, {}).get("http"),
             "lsn": (hb or {}).get("lsn"),
             "encoders": (hb or {}).get("encoders", {}),
+            "reason": (hb or {}).get("reason"),
         }
         if node not in alive:
             problems.append(f"node {node} unreachable")
+            continue
+        if state == REFUSED:
+            problems.append(f"node {node} refused: {hb.get('reason')}")  # type: ignore[union-attr]
+        for space, theirs in sorted(nodes[node]["encoders"].items()):
+            ours = config.encoders.get(space)
+            if ours is not None and theirs != ours and state != REFUSED:
+                problems.append(f"node {node}: {space} encoder {theirs}, the fleet's is {ours}")
     shards = {}
     for shard in range(config.shards):
         replicas = {}
@@ -73,6 +94,7 @@ def judge(
             replicas[node] = _replica(
                 config, node, shard, heartbeats.get(node), node in alive, problems
             )
+        _compare_positions(shard, replicas, (high_water or {}).get(str(shard), {}), problems)
         serving = sum(r["state"] == SERVING for r in replicas.values())
         if serving < config.replicas:
             problems.append(f"shard {shard}: {serving}/{config.replicas} replicas serving")
@@ -84,12 +106,38 @@ def judge(
         "config": {
             "shards": config.shards,
             "replicas": config.replicas,
+            "encoders": config.encoders,
             "policies": config.policies.to_dict(),
         },
         "nodes": nodes,
         "shards": shards,
         "ts": now,
     }
+
+
+def _compare_positions(
+    shard: int,
+    replicas: dict[str, dict[str, Any]],
+    marks: dict[str, int],
+    problems: list[str],
+) -> None:
+    """A replica whose stored position is below the log's high-water mark or below another
+    replica's is behind (it may still be applying: the gate waits for it)."""
+    reporting = {n: r for n, r in replicas.items() if r.get("modalities")}
+    modalities = {m for r in reporting.values() for m in r["modalities"]} | set(marks)
+    for modality in sorted(modalities):
+        positions = {
+            n: r["modalities"].get(modality, {}).get("position") for n, r in reporting.items()
+        }
+        known = [p for p in positions.values() if p is not None]
+        reference = max([marks.get(modality, 0), *known])
+        for node, position in sorted(positions.items()):
+            if position is not None and position < reference:
+                replicas[node]["behind"] = True
+                problems.append(
+                    f"shard {shard} on {node}: {modality} behind (applied log position "
+                    f"{position}, shard at {reference})"
+                )
 
 
 def _replica(
@@ -101,6 +149,8 @@ def _replica(
     problems: list[str],
 ) -> dict[str, Any]:
     info = (hb or {}).get("shards", {}).get(str(shard))
+    if alive and hb is not None and hb.get("state") == REFUSED:
+        return {"state": REFUSED, "reason": hb.get("reason"), "modalities": {}}
     if not alive or info is None:
         return {"state": "unreachable", "reason": "no heartbeat", "modalities": {}}
     out = {k: info.get(k) for k in ("state", "reason", "quarantines", "served", "in_read_group")}
@@ -111,7 +161,7 @@ def _replica(
         policy = config.policies[modality]
         if (m.get("lag_s") or 0) > policy.max_lag_s:
             problems.append(f"shard {shard} on {node}: {modality} lag {m['lag_s']} s")
-        if (m.get("drift") or 0) > policy.drift_threshold:
+        if m.get("drift") is not None and m["drift"] > policy.drift_threshold:
             problems.append(f"shard {shard} on {node}: {modality} drift {m['drift']}")
     return out
 
@@ -127,20 +177,23 @@ def render(status: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append(
-        f"{'shard':<6} {'node':<16} {'state':<13} {'modality':<9} {'applied':>8} "
+        f"{'shard':<6} {'node':<16} {'state':<13} {'modality':<9} {'position':>9} "
         f"{'pending':>8} {'lag s':>7} {'drift':>8}"
     )
     for shard, s in status["shards"].items():
         for node, r in s["replicas"].items():
             mods = {
-                m: v for m, v in r["modalities"].items() if v.get("applied") or v.get("sampled")
+                m: v
+                for m, v in r["modalities"].items()
+                if v.get("position") or v.get("applied") or v.get("sampled")
             }
             if not mods:
                 lines.append(f"{shard:<6} {node:<16} {r['state']:<13}")
             for modality, m in mods.items():
-                drift = "-" if m.get("drift") is None else f"{m['drift']:.4f}"
+                drift = "unknown" if m.get("drift") is None else f"{m['drift']:.4f}"
                 lines.append(
-                    f"{shard:<6} {node:<16} {r['state']:<13} {modality:<9} {m['applied']:>8} "
+                    f"{shard:<6} {node:<16} {r['state']:<13} {modality:<9} "
+                    f"{m.get('position', m['applied']):>9} "
                     f"{m['pending']:>8} {m['lag_s']:>7} {drift:>8}"
                 )
     if status["problems"]:

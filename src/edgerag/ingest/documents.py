@@ -61,6 +61,19 @@ def is_media(source: str) -> bool:
     return media_modality(source) is not None
 
 
+def count_inputs(paths: Iterable[str | Path]) -> int:
+    """How many inputs ``expand_inputs`` will yield for ``paths`` (for a progress total)."""
+    suffixes = supported_suffixes() | set(MEDIA_SUFFIXES)
+    total = 0
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            total += sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        else:
+            total += 1
+    return total
+
+
 def _expand_path(path: Path, limits: Limits) -> Iterator[RawInput | InputError]:
     if path.is_dir():
         suffixes = supported_suffixes() | set(MEDIA_SUFFIXES)

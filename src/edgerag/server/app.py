@@ -17,18 +17,20 @@ from fastapi.staticfiles import StaticFiles
 from edgerag import __version__
 from edgerag.engine import Engine
 from edgerag.errors import ConfigError
-from edgerag.server import errors
+from edgerag.server import errors, ops_metrics
 from edgerag.server.auth import KeyStore
+from edgerag.server.docs import install_docs
 from edgerag.server.limits import BodyLimitMiddleware
 from edgerag.server.metrics import Metrics, MetricsMiddleware
 from edgerag.server.originals import Originals
-from edgerag.server.routes import documents, entities, query, system
+from edgerag.server.routes import documents, entities, preview, query, system
 from edgerag.server.routes.system import STATIC
 from edgerag.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (system.router, documents.router, query.router, entities.router)
+# preview first: its /documents/{id}/pages/{n}.png would match documents' {doc_id:path}
+ROUTERS = (system.router, preview.router, documents.router, query.router, entities.router)
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAPI:
@@ -40,13 +42,20 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
             collection on startup and closes it on shutdown.
 
     Raises:
-        ConfigError: bound beyond loopback while no API key exists (everything would be open).
+        ConfigError: bound beyond loopback while no API key exists (everything would be open),
+            or read keys required while none exists (everything would be refused).
     """
     keys = KeyStore(settings.db)
     if not settings.loopback and not keys:
         raise ConfigError(
             f"refusing to serve on {settings.host} without API keys: create one with "
             f"`edgerag keys create --db {settings.db} --scope admin`"
+        )
+    if settings.require_read_keys and not keys:
+        raise ConfigError(
+            "refusing to start: --require-read-keys is set but no API key exists, so every "
+            f"request would be refused (401); create one with `edgerag keys create --db "
+            f"{settings.db} --scope read`"
         )
     metrics = Metrics()
 
@@ -71,7 +80,10 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         version=__version__,
         summary="Edge-first multimodal RAG: ingest, search, cited answers.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs: the default needs a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
@@ -82,6 +94,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         metrics.watch_engine(engine.stats)
     # The fleet sets this to a (sync or async) callable returning its status view.
     app.state.fleet_status: Callable[[], Any] | None = None
+    ops_metrics.install(app, metrics)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -145,10 +146,23 @@ class MetricsMiddleware:
             self.metrics.requests.labels(_route(scope), scope["method"], str(status)).inc()
 
 
+_MOUNTS = ("/static", "/docs-assets")
+
+
 def _route(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     if path:
         return str(path)
-    # Static files are one label, anything unrouted another: never the raw path (cardinality).
-    return "/static" if scope.get("path", "").startswith("/static/") else "unmatched"
+    raw = scope.get("path", "")
+    # Static files are one label per mount, anything unrouted another: never the raw path
+    # (cardinality).
+    for mount in _MOUNTS:
+        if raw.startswith(mount + "/"):
+            return mount
+    # Plain Starlette routes (FastAPI's /openapi.json) do not record themselves in the scope.
+    app = scope.get("app")
+    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+        if isinstance(candidate, Route) and candidate.matches(scope)[0] == Match.FULL:
+            return str(candidate.path)
+    return "unmatched"

@@ -53,12 +53,17 @@ class AskRequest(QueryFields):
     stream: bool = Field(False, description="Stream Server-Sent Events (also: Accept header).")
 
 
-class AnswerRequest(BaseModel):
-    """The industrial-IoT call: a photo of the machine and a question about it."""
+class AnswerRequest(_Strict):
+    """The industrial-IoT call: a photo of the machine and a question about it.
 
-    model_config = ConfigDict(extra="ignore")
+    Like every request body, unknown fields are rejected (422) rather than silently ignored;
+    ``query`` and ``text`` are accepted as aliases of ``question`` (the other endpoints' name).
+    """
+
     image_base64: str | None = Field(None, description="Photo, base64.")
     question: str | None = Field(None, max_length=8000, description="The question.")
+    query: str | None = Field(None, max_length=8000, description="Alias of `question`.")
+    text: str | None = Field(None, max_length=8000, description="Alias of `question`.")
     audio_base64: str | None = Field(None, description="Optional voice clip, base64.")
     k: int = Field(5, ge=1, le=50)
 
@@ -160,6 +165,8 @@ class DocumentOut(BaseModel):
 class DeleteOut(BaseModel):
     deleted: str
     lsn: int
+    # On a fleet node: shard, delete sequences, replicas that confirmed / are still pending.
+    fleet: dict[str, Any] | None = None
 
 
 class KeyCreate(_Strict):

@@ -56,7 +56,11 @@ class Store:
             self._uri = f"file:{path}"
         self._synchronous = synchronous
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every thread's, closed together
+        # Every live thread's reader, closed together on close(). A thread that ended has its
+        # reader closed when the next one opens: server thread pools retire idle threads, and
+        # keeping their connections would leak two file descriptors each until EMFILE.
+        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
+        self._readers_lock = threading.Lock()
         self._write_lock = threading.RLock()
         try:
             with _creation_lock(path):
@@ -87,13 +91,17 @@ class Store:
         if conn is None:
             conn = self._connect(write=False)
             self._local.conn = conn
-            self._readers.append(conn)
+            with self._readers_lock:
+                for thread in [t for t in self._readers if not t.is_alive()]:
+                    self._readers.pop(thread).close()
+                self._readers[threading.current_thread()] = conn
         return conn
 
     def close(self) -> None:
-        for conn in self._readers:
-            conn.close()
-        self._readers = []
+        with self._readers_lock:
+            for conn in self._readers.values():
+                conn.close()
+            self._readers = {}
         self._writer.close()
 
     # spaces ------------------------------------------------------------------------------
@@ -571,6 +579,27 @@ class Store:
             vectors=vectors,
             ts=ts or time.time(),
         )
+
+    # small state kept with the data ------------------------------------------------------
+    def meta(self, prefix: str) -> dict[str, str]:
+        """``meta`` rows whose key starts with ``prefix`` (e.g. the fleet's applied positions,
+        which must survive exactly with the store and vanish with it)."""
+        rows = self._reader.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {str(k): str(v) for k, v in rows}
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Write ``meta`` rows in one transaction."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def file_size(self) -> int:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]

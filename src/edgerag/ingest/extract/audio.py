@@ -18,6 +18,7 @@ import numpy as np
 
 from edgerag._optional import require
 from edgerag.errors import InputError, InputTooLargeError
+from edgerag.ingest.extract.reasons import av_reason
 from edgerag.ingest.limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def _too_long(source: str, seconds: float, limits: Limits, what: str) -> InputTo
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().split(": '<", 1)[0] or type(exc).__name__
+    return av_reason(exc)
 
 
 def check_not_silent(source: str, audio: DecodedAudio, what: str = "audio") -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from edgerag._optional import require
 from edgerag.errors import InputError
 from edgerag.ingest.extract import Extracted
+from edgerag.ingest.extract.reasons import plain
 from edgerag.ingest.extract.text import decode_text, normalize_text
 from edgerag.ingest.limits import Limits
 from edgerag.ingest.structure import Block, assemble_pages, table_block
@@ -94,7 +95,7 @@ def extract_html(source: str, data: bytes, limits: Limits, mime: str) -> Extract
             warnings.simplefilter("ignore")
             soup = bs4.BeautifulSoup(html, "html.parser")
     except Exception as exc:  # html.parser is lenient, but a library error must not escape
-        raise InputError(source, f"could not parse HTML ({type(exc).__name__}: {exc})") from exc
+        raise InputError(source, f"could not parse HTML ({plain(str(exc))})") from exc
     title = _title(soup)
     walker = _BlockWalker(bs4)
     walker.walk(soup)

@@ -27,6 +27,7 @@ import numpy as np
 
 from edgerag._optional import require
 from edgerag.errors import InputError, InputTooLargeError
+from edgerag.ingest.extract.reasons import image_reason
 from edgerag.ingest.limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -134,8 +135,7 @@ def _bomb(source: str, exc: Exception, limits: Limits) -> InputTooLargeError:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.replace("<_io.BytesIO object at ", "<bytes ").split(" at 0x")[0]
+    return image_reason(exc)
 
 
 def _upright(im: Any) -> Any:

@@ -26,6 +26,7 @@ from edgerag.ingest.extract import (
     Extracted,
     check_text_limit,
 )
+from edgerag.ingest.extract.reasons import pdf_reason
 from edgerag.ingest.extract.text import normalize_text
 from edgerag.ingest.limits import Limits
 from edgerag.ingest.structure import Block, assemble_pages
@@ -242,5 +243,4 @@ def _info_title(reader: Any) -> str | None:
 
 
 def _describe(exc: Exception) -> str:
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return pdf_reason(exc)

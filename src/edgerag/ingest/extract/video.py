@@ -22,6 +22,7 @@ import numpy as np
 from edgerag._optional import require
 from edgerag.errors import InputError, InputTooLargeError
 from edgerag.ingest.extract.image import check_pixels
+from edgerag.ingest.extract.reasons import av_reason
 from edgerag.ingest.limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,9 @@ def _collect(
     except Exception as exc:
         if not frames:
             raise InputError(source, f"corrupt or unsupported video ({_reason(exc)})") from exc
-        logger.warning("%s: video decoding stopped early at %.1f s: %s", source, last_t, exc)
+        logger.warning(
+            "%s: video decoding stopped early at %.1f s: %s", source, last_t, _reason(exc)
+        )
     return frames, last_t
 
 
@@ -196,4 +199,4 @@ def _signature(image: Any) -> np.ndarray:
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().split(": '<", 1)[0] or type(exc).__name__
+    return av_reason(exc)

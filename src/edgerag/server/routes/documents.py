@@ -69,6 +69,7 @@ async def ingest(
     if "doc_id" in shared and len(uploads) > 1:
         raise InputError("metadata.doc_id", "one doc_id cannot name several files")
     report = await run_in_threadpool(_ingest_all, engine, uploads, shared, settings, originals)
+    request.app.state.ops_metrics.count_ingest(report)
     if not report["added"] and not report["unchanged"]:
         status, kind = (413, "input_too_large") if report["too_large"] else (422, "invalid_input")
         message = "; ".join(f"{e['input']}: {e['reason']}" for e in report["errors"])
@@ -176,7 +177,17 @@ def get_document(doc_id: str, engine: EngineDep) -> JSONResponse:
 @router.delete(
     "/documents/{doc_id:path}", responses={200: {"model": DeleteOut}}, dependencies=[WriteKey]
 )
-def delete_document(doc_id: str, engine: EngineDep, originals: OriginalsDep) -> JSONResponse:
+def delete_document(
+    doc_id: str, request: Request, engine: EngineDep, originals: OriginalsDep
+) -> JSONResponse:
+    fleet_delete = getattr(request.app.state, "fleet_delete", None)
+    if fleet_delete is not None:  # a fleet node: delete on every replica of the owner shard
+        erasure = fleet_delete(doc_id)
+        originals.remove(erasure["doc_id"])
+        _forget_cached(engine)
+        return JSONResponse(
+            {"deleted": erasure["doc_id"], "lsn": engine.store.last_lsn(), "fleet": erasure}
+        )
     lsn = engine.delete(doc_id)
     originals.remove(doc_id)
     _forget_cached(engine)

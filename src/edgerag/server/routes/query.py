@@ -40,15 +40,24 @@ SSE_DOC = (
 
 
 def build_query(
-    text: str | None, image: str | None, audio: str | None, settings: ServerSettings
+    text: str | None,
+    image: str | None,
+    audio: str | None,
+    settings: ServerSettings,
+    text_field: str = "query",
 ) -> str | Query:
-    """The engine's query: a plain string for text, a :class:`Query` when media is attached."""
+    """The engine's query: a plain string for text, a :class:`Query` when media is attached.
+
+    ``text_field`` is the body field the text came from, named in the error for an empty query.
+    """
     limit = settings.max_upload_bytes
     image_bytes = decode_b64("image_base64", image, limit) if image else None
     audio_bytes = decode_b64("audio_base64", audio, limit) if audio else None
     if image_bytes is None and audio_bytes is None:
         if not (text or "").strip():
-            raise ConfigError("empty query: give `query` text, `image_base64` or `audio_base64`")
+            raise ConfigError(
+                f"empty query: give `{text_field}` text, `image_base64` or `audio_base64`"
+            )
         return text or ""
     return Query(text=text or None, image=image_bytes, audio=audio_bytes)
 
@@ -153,8 +162,9 @@ async def answer(
     metrics: MetricsDep,
 ) -> JSONResponse:
     asker = _asker(engine)
+    text = body.question or body.query or body.text
     query = await run_query(
-        request, build_query, body.question, body.image_base64, body.audio_base64, settings
+        request, build_query, text, body.image_base64, body.audio_base64, settings, "question"
     )
     result = (await run_query(request, asker.ask, query, k=body.k)).to_dict()
     metrics.observe_stages("ask", result.get("timings_ms", {}))

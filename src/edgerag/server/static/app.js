@@ -72,7 +72,45 @@ function showPreviews() {
   if (audio) box.append(el("audio", { src: URL.createObjectURL(audio), controls: "" }));
 }
 $("#image").addEventListener("change", showPreviews);
-$("#audio").addEventListener("change", showPreviews);
+$("#audio").addEventListener("change", () => { recorded = null; showPreviews(); });
+
+// ---- voice question recorded in the browser (MediaRecorder) ------------------------------
+let recorded = null; // a Blob once a recording has stopped
+let recorder = null;
+
+async function toggleRecording() {
+  const button = $("#record-btn");
+  if (recorder && recorder.state === "recording") {
+    recorder.stop();
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+    recorder.onstop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recorded = new Blob(chunks, { type: recorder.mimeType || "audio/webm" });
+      $("#audio").value = "";
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = "\u25CF Record";
+      showPreviews();
+      const box = $("#previews");
+      box.append(el("span", { id: "recorded-note", class: "muted" },
+        `recorded ${(recorded.size / 1024).toFixed(0)} KB — it will be sent with the question`));
+      box.append(el("audio", { id: "recorded-audio", src: URL.createObjectURL(recorded), controls: "" }));
+    };
+    recorder.start();
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "\u25A0 Stop";
+    status("recording… press Stop when done");
+  } catch (err) {
+    status(`cannot record: ${err.message || err}`, true);
+  }
+}
+$("#record-btn").addEventListener("click", toggleRecording);
+if (!(navigator.mediaDevices && window.MediaRecorder)) $("#record-btn").hidden = true;
 
 async function queryBody() {
   const body = { k: Number($("#k").value) || 5, mode: $("#mode").value };
@@ -80,7 +118,19 @@ async function queryBody() {
   if (text) body.query = text;
   if ($("#image").files[0]) body.image_base64 = await readBase64($("#image").files[0]);
   if ($("#audio").files[0]) body.audio_base64 = await readBase64($("#audio").files[0]);
+  else if (recorded) body.audio_base64 = await readBase64(recorded);
   return body;
+}
+
+// What the question said beyond its typed text: read in the photo, heard in the voice clip.
+function renderQueryTexts(data) {
+  const texts = { ...(data.query_texts || {}) };
+  if (data.heard) texts.audio = data.heard;
+  const box = $("#query-texts");
+  box.replaceChildren();
+  if (texts.audio) box.append(el("p", { id: "heard" }, el("b", {}, "heard: "), `“${texts.audio}”`));
+  if (texts.image) box.append(el("p", { id: "read" }, el("b", {}, "read in the photo: "), `“${texts.image}”`));
+  box.hidden = !box.childElementCount;
 }
 
 // ---- links to the cited page / time ------------------------------------------------------
@@ -106,9 +156,83 @@ async function openAuthenticated(event) {
   }
 }
 
-function sourceLink(source, label) {
-  return el("a", { href: fileUrl(source), target: "_blank", rel: "noopener", onclick: openAuthenticated }, label);
+function sourceLink(source, label, passage) {
+  const link = el("a", { href: fileUrl(source), target: "_blank", rel: "noopener" }, label);
+  // Items (hits, citations) open a preview of the exact passage; documents open the original.
+  link.addEventListener("click", source.id
+    ? (event) => { event.preventDefault(); openPreview(source, passage); }
+    : openAuthenticated);
+  return link;
 }
+
+// ---- citation preview: the exact page / second / image ------------------------------------
+async function blobUrl(path) {
+  return URL.createObjectURL(await (await api(path)).blob());
+}
+
+async function openPreview(source, passage) {
+  const dialog = $("#preview");
+  const body = $("#preview-body");
+  body.replaceChildren(el("p", { class: "muted" }, "loading…"));
+  $("#preview-title").textContent = source.source.split(/[\\/]/).pop() + where(source);
+  const open = $("#preview-open");
+  open.href = fileUrl(source);
+  open.onclick = openAuthenticated;
+  if (!dialog.open) dialog.showModal();
+  try {
+    const query = passage ? `?passage=${encodeURIComponent(passage.slice(0, 4000))}` : "";
+    const p = await (await api(`/items/${encodeURIComponent(source.id)}/preview${query}`)).json();
+    body.replaceChildren(...(await previewContent(p, passage)));
+    dialog.dataset.kind = p.kind;
+  } catch (err) {
+    body.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+  }
+}
+
+async function previewContent(p, passage) {
+  if (p.kind === "pdf-page") {
+    const view = el("div", { class: "page-view" }, el("img", { alt: `page ${p.page}`, src: await blobUrl(p.page_image) }));
+    for (const b of p.highlights) {
+      view.append(el("div", { class: "mark", style:
+        `left:${b.x * 100}%;top:${b.y * 100}%;width:${b.w * 100}%;height:${b.h * 100}%` }));
+    }
+    return [view, el("p", { class: "muted" }, `page ${p.page}: the cited passage is highlighted`)];
+  }
+  if (p.kind === "audio" || p.kind === "video") {
+    const start = p.t_start || 0;
+    const player = el(p.kind, { id: "preview-player", controls: "", preload: "metadata" });
+    if (p.file) {
+      player.src = await blobUrl(p.file);
+      player.addEventListener("loadedmetadata", () => { player.currentTime = start; }, { once: true });
+    }
+    const play = el("button", { type: "button", class: "secondary", onclick: () => {
+      player.currentTime = start;
+      player.play().catch(() => {});
+    } }, `\u25B6 Play from ${start.toFixed(1)} s`);
+    return [player, el("div", { class: "row" }, play),
+      el("p", { class: "muted" }, "transcript of this part:"), el("p", { class: "item-text" }, p.text)];
+  }
+  if (p.kind === "image") {
+    const src = p.file ? await blobUrl(p.file) : await blobUrl(p.thumbnail);
+    return [el("img", { id: "preview-image", src, alt: p.source }),
+      el("p", { class: "muted" }, "read and recognised in the image:"),
+      el("p", { class: "ocr-text" }, p.text || "(no text found)")];
+  }
+  return [markPassage(p.text, passage)];
+}
+
+function markPassage(text, passage) {
+  const box = el("p", { class: "item-text" });
+  const at = passage ? text.indexOf(passage) : -1;
+  if (at < 0) box.append(text);
+  else box.append(text.slice(0, at), el("mark", {}, passage), text.slice(at + passage.length));
+  return box;
+}
+
+$("#preview-close").addEventListener("click", () => {
+  for (const media of $("#preview-body").querySelectorAll("audio, video")) media.pause();
+  $("#preview").close();
+});
 
 function where(source) {
   if (source.page) return ` p.${source.page}`;
@@ -163,7 +287,7 @@ function renderAnswer(answer, citations, sources) {
     const m = part.match(/^\[(\d+)\]$/);
     const target = m && (byN.get(Number(m[1])) || sources[Number(m[1]) - 1]);
     if (target) {
-      const link = sourceLink(target, part);
+      const link = sourceLink(target, part, target.snippet);
       link.classList.add("cite");
       box.append(link);
     } else {
@@ -174,7 +298,7 @@ function renderAnswer(answer, citations, sources) {
   list.replaceChildren();
   for (const c of citations) {
     list.append(el("li", { value: c.n, class: "citation" },
-      sourceLink(c, c.source.split(/[\\/]/).pop() + where(c)), ` — ${c.snippet}`));
+      sourceLink(c, c.source.split(/[\\/]/).pop() + where(c), c.snippet), ` — ${c.snippet}`));
   }
   $("#answer").hidden = false;
 }
@@ -186,6 +310,7 @@ async function doSearch() {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   })).json();
   $("#answer").hidden = true;
+  renderQueryTexts(data);
   renderSources(data.hits, data.timings_ms);
   status(`${data.hits.length} results (${data.plan})`);
 }
@@ -199,6 +324,7 @@ async function doAsk() {
     body: JSON.stringify({ ...body, stream }),
   });
   $("#answer").hidden = true;
+  $("#query-texts").hidden = true;
   if (!stream) {
     const data = await response.json();
     finishAnswer(data, data.sources);
@@ -209,6 +335,7 @@ async function doAsk() {
   for await (const event of sseEvents(response)) {
     if (event.type === "sources") {
       sources = event.sources;
+      renderQueryTexts(event);
       renderSources(sources, null);
       $("#answer-text").textContent = "";
       $("#citations").replaceChildren();
@@ -226,6 +353,7 @@ async function doAsk() {
 }
 
 function finishAnswer(data, sources) {
+  if (data.query_texts || data.heard) renderQueryTexts(data);
   renderSources(sources, null);
   renderAnswer(data.answer, data.citations, sources);
   $("#generator").textContent = data.generator ? `(${data.generator}${data.partial ? ", partial" : ""})` : "";
@@ -270,7 +398,7 @@ async function loadDocuments() {
     body.replaceChildren();
     for (const d of docs) {
       const del = el("button", { type: "button", onclick: () => removeDocument(d.doc_id) }, "delete");
-      body.append(el("tr", {}, el("td", {}, sourceLink(d, d.source.split(/[\\/]/).pop())),
+      body.append(el("tr", {}, el("td", {}, sourceLink({ ...d, id: null }, d.source.split(/[\\/]/).pop())),
         el("td", {}, d.modality), el("td", {}, String(d.items)), el("td", {}, del)));
     }
   } catch (err) {
@@ -319,23 +447,82 @@ async function loadStats() {
   }
 }
 
-function table(rows) {
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const fmt = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : String(v ?? ""));
-  return el("table", {}, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)))),
-    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...cols.map((c) => el("td", {}, fmt(r[c])))))));
+// ---- fleet dashboard ----------------------------------------------------------------------
+function ago(seconds) {
+  if (seconds === null || seconds === undefined) return "never";
+  if (seconds < 1) return "just now";
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  return `${Math.round(seconds / 3600)} h ago`;
+}
+
+const stateClass = (state) => `state-${String(state || "unreachable").replace(/[^a-z_]/g, "")}`;
+
+function meter(label, value, budget, unit, digits) {
+  const ratio = budget ? Math.min(value / budget, 1) : 0;
+  const over = budget ? value > budget : false;
+  return el("div", { class: "meter" + (over ? " over" : "") },
+    el("span", {}, label),
+    el("div", { class: "bar" + (over ? " over" : ""), title: `${value} / ${budget} ${unit}` },
+      el("span", { style: `width:${(ratio * 100).toFixed(1)}%` })),
+    el("span", {}, `${Number(value).toFixed(digits)} / ${budget} ${unit}`));
 }
 
 function renderFleet(data) {
   const box = $("#fleet");
-  box.replaceChildren();
-  for (const [name, value] of Object.entries(data)) {
-    box.append(el("h2", {}, name));
-    if (Array.isArray(value) && value.every((v) => v && typeof v === "object")) box.append(table(value));
-    else if (value && typeof value === "object") box.append(table(Object.entries(value).map(([k, v]) => ({ name: k, ...(typeof v === "object" ? v : { value: v }) }))));
-    else box.append(el("p", {}, String(value)));
+  const nodes = Object.keys(data.nodes || {});
+  const policies = (data.config && data.config.policies) || {};
+  const verdict = el("p", {},
+    el("span", { class: `verdict ${data.green ? "green" : "red"}`, id: "fleet-verdict" },
+      data.green ? "GREEN" : "NOT GREEN"),
+    ` collection ${data.collection} · ${nodes.length} nodes · ${data.config.shards} shards × ` +
+    `${data.config.replicas} replicas · checked ${new Date(data.ts * 1000).toLocaleTimeString()}`);
+  const problems = el("ul", { class: "problems" }, ...(data.problems || []).map((p) => el("li", {}, p)));
+
+  const cards = el("div", { class: "cards", id: "fleet-nodes" }, ...nodes.map((name) => {
+    const n = data.nodes[name];
+    return el("div", { class: `card node ${stateClass(n.state)}`, "data-node": name, "data-state": n.state },
+      el("b", {}, name), el("div", {}, n.state.replace("_", " ")),
+      el("div", { class: "muted" }, `heartbeat ${ago(n.heartbeat_age_s)}`),
+      el("div", { class: "muted" }, n.lsn === null || n.lsn === undefined ? "" : `LSN ${n.lsn}`));
+  }));
+
+  const shardIds = Object.keys(data.shards || {}).sort((a, b) => a - b);
+  const grid = el("table", { class: "grid", id: "fleet-grid" },
+    el("thead", {}, el("tr", {}, el("th", {}, "shard"), ...nodes.map((n) => el("th", {}, n)))),
+    el("tbody", {}, ...shardIds.map((id) => {
+      const shard = data.shards[id];
+      return el("tr", {}, el("th", {}, `${id} (${shard.serving}/${data.config.replicas})`),
+        ...nodes.map((n) => {
+          const r = shard.replicas[n];
+          if (!r) return el("td", { class: "cell none" }, "–");
+          return el("td", { class: `cell ${stateClass(r.state)}`, title: r.reason || r.state, "data-state": r.state },
+            r.state.replace("_", " "));
+        }));
+    })));
+
+  const lag = el("div", { id: "fleet-lag" });
+  for (const id of shardIds) {
+    for (const [node, r] of Object.entries(data.shards[id].replicas)) {
+      for (const [modality, m] of Object.entries(r.modalities || {})) {
+        const policy = policies[modality] || {};
+        lag.append(el("h3", { class: "muted" }, `shard ${id} on ${node} · ${modality}`));
+        lag.append(meter("lag", m.lag_s || 0, policy.max_lag_s, "s", 1));
+        if (m.drift !== null && m.drift !== undefined) {
+          lag.append(meter("drift", m.drift, policy.drift_threshold, "", 3));
+        } else {
+          lag.append(el("div", { class: "meter" }, el("span", {}, "drift"), el("span", { class: "muted" }, "not sampled yet")));
+        }
+      }
+    }
   }
+  box.replaceChildren(verdict, problems,
+    el("h2", {}, "Nodes"), cards,
+    el("h2", {}, "Shards × replicas"), el("div", { class: "scroll-x" }, grid),
+    el("h2", {}, "Lag and drift against each modality's policy"), lag);
 }
+
+let fleetTimer = null;
 
 async function loadFleet() {
   try {
@@ -343,6 +530,10 @@ async function loadFleet() {
     if (response.status !== 200) return false;
     renderFleet(await response.json());
     $("#tab-fleet").hidden = false;
+    // refresh while the fleet tab is open
+    if (!fleetTimer) {
+      fleetTimer = setInterval(() => { if (!$("#panel-fleet").hidden) loadFleet(); }, 5000);
+    }
     return true;
   } catch (_) {
     return false;

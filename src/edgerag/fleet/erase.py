@@ -1,0 +1,149 @@
+"""Fleet-wide delete (GDPR erasure): from any node or client, to every replica of the owner shard.
+
+A delete is an op in the replication log on the subject of each modality where the document is
+live, so every replica applies it through the same path as any op — store rows, vectors, FTS
+rows, thumbnails (item rows), index entries — and a replica that is down applies it when it
+returns (its position is below the delete's sequence, so it replays it). Confirmation is read
+from the replicas' heartbeats: a replica has applied the delete when its stored position for
+that shard and modality is at or past the delete's sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgerag._optional import require
+from edgerag.errors import NotFoundError
+from edgerag.fleet.nats import Names
+from edgerag.fleet.replication import MODALITIES, publish_op
+from edgerag.fleet.sharding import doc_subject_token, shard_for
+from edgerag.store.ops import DELETE, Op
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+    from edgerag.fleet.shardmap import FleetView
+
+
+@dataclass
+class Erasure:
+    """Outcome of a fleet-wide delete."""
+
+    doc_id: str
+    shard: int
+    seqs: dict[str, int]  # modality → log sequence of the delete
+    confirmed: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "shard": self.shard,
+            "seqs": self.seqs,
+            "confirmed": self.confirmed,
+            "pending": self.pending,
+        }
+
+
+async def _last_ops(
+    js: JetStreamContext, names: Names, doc_id: str, shards: int
+) -> dict[str, tuple[Op, int]]:
+    """modality → (the log's last op of ``doc_id`` on it, its sequence)."""
+    errors = require("nats.js.errors")
+    shard, token = shard_for(doc_id, shards), doc_subject_token(doc_id)
+    out = {}
+    for modality in MODALITIES:
+        try:
+            msg = await js.get_last_msg(names.ops_stream, names.ops(shard, modality, token))
+        except errors.NotFoundError:
+            continue
+        out[modality] = (Op.from_bytes(msg.data or b""), int(msg.seq or 0))
+    return out
+
+
+async def resolve(js: JetStreamContext, names: Names, doc_id: str, shards: int) -> str:
+    """``doc_id`` as the log knows it: as given, else as an absolute path (``fleet put``
+    stores files under their resolved path)."""
+    if await _last_ops(js, names, doc_id, shards):
+        return doc_id
+    resolved = str(Path(doc_id).resolve())
+    if resolved != doc_id and await _last_ops(js, names, resolved, shards):
+        return resolved
+    return doc_id
+
+
+async def publish_delete(
+    js: JetStreamContext,
+    names: Names,
+    doc_id: str,
+    shards: int,
+    origin: str,
+    must_be_live: bool = True,
+) -> Erasure:
+    """Publish a delete of ``doc_id`` on every modality where it is live.
+
+    Raises :class:`NotFoundError` when the log has no live version of it (``must_be_live``);
+    otherwise a delete already in the log counts as done (a retried erasure is idempotent).
+    """
+    last = await _last_ops(js, names, doc_id, shards)
+    live = [m for m, (op, _) in last.items() if op.kind != DELETE]
+    if must_be_live and not live:
+        raise NotFoundError(f"document {doc_id!r} is not in the fleet")
+    seqs = {m: seq for m, (op, seq) in last.items() if op.kind == DELETE}
+    for modality in live:
+        # Same document version, same message id: a retry inside the dedupe window is dropped.
+        version = hashlib.blake2b(f"{doc_id}:{last[modality][1]}".encode(), digest_size=12)
+        seqs[modality] = await publish_op(
+            js,
+            names,
+            Op(kind=DELETE, doc_id=doc_id),
+            shards,
+            origin,
+            msg_id=f"del:{version.hexdigest()}:{modality}",
+            modality=modality,
+        )
+    return Erasure(doc_id, shard_for(doc_id, shards), seqs)
+
+
+def replica_applied(view: FleetView, node: str, shard: int, seqs: dict[str, int]) -> bool:
+    """True when ``node``'s latest live heartbeat shows every op of ``seqs`` applied."""
+    if not view.alive(node):
+        return False
+    info = view.heartbeats[node].get("shards", {}).get(str(shard))
+    if info is None:
+        return False
+    mods = info.get("modalities", {})
+    return all((mods.get(m, {}).get("position") or 0) >= seq for m, seq in seqs.items())
+
+
+async def await_replicas(view: FleetView, erasure: Erasure, wait_s: float) -> Erasure:
+    """Fill ``confirmed`` / ``pending`` with the shard's replicas, waiting up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        replicas = list(view.shardmap.get(erasure.shard, []))
+        done = [n for n in replicas if replica_applied(view, n, erasure.shard, erasure.seqs)]
+        erasure.confirmed = sorted(done)
+        erasure.pending = sorted(set(replicas) - set(done))
+        if (replicas and not erasure.pending) or time.monotonic() > deadline:
+            return erasure
+        await asyncio.sleep(0.1)
+
+
+async def erase(
+    js: JetStreamContext,
+    view: FleetView,
+    doc_id: str,
+    origin: str,
+    wait_s: float = 10.0,
+) -> Erasure:
+    """Delete ``doc_id`` from the whole fleet and report which replicas confirmed it."""
+    assert view.config is not None, "fleet config not loaded"
+    names, shards = view.config.names, view.config.shards
+    doc_id = await resolve(js, names, doc_id, shards)
+    erasure = await publish_delete(js, names, doc_id, shards, origin)
+    return await await_replicas(view, erasure, wait_s)
