@@ -336,14 +336,22 @@ def test_health_ready_stats(client):
     assert client.get("/stats").json()["documents"] == 0
 
 
-def test_readyz_is_503_when_an_index_lags(client):
+def test_readyz_is_503_when_an_index_misses_vectors(client, keys):
+    """Readiness comes from the real state: an index at the right LSN that lost a vector
+    the store holds is not ready (a counter a bug leaves at 0 must not say otherwise)."""
+    ingest(client, keys, "pump.md", PUMP)
     index = client.app.state.engine.indexes["text"]
-    index.applied_lsn -= 1
+    key = index.keys()[:1]
+    vector = index.get_vectors(key).copy()
+    index.remove(key)
     try:
         r = client.get("/readyz")
         assert r.status_code == 503 and error_of(r)["type"] == "not_ready"
+        assert "vector counts" in error_of(r)["message"]
+        assert client.get("/stats").json()["spaces"]["text"]["in_sync"] is False
     finally:
-        index.applied_lsn += 1
+        index.upsert(key, vector)
+    assert client.get("/readyz").status_code == 200
 
 
 def test_metrics_stage_histograms_counts_and_gauges(client, keys):

@@ -1,11 +1,20 @@
 """The Engine façade: one collection directory = store.db + index/ + config.json.
 
 Everything else (CLI, HTTP, fleet) goes through this class.
+
+Many processes may open one collection at once (a server, CLI ingests, a cron job). Writers
+serialize through SQLite (``BEGIN IMMEDIATE``; the op log's AUTOINCREMENT gives the LSN).
+Every process keeps its own in-memory indexes and makes them *follow the op log* from their
+own applied LSN: :meth:`Engine.follow` runs before each search and after each write, one
+``MAX(lsn)`` query when nothing changed; otherwise it syncs the keys the missed ops touched
+from the store. Nothing sets an applied LSN it has not replayed; checkpoints never replace a
+newer one (see ``index/space.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -106,7 +115,7 @@ class Engine:
         if config is None:
             config = EngineConfig.load(config_file) if config_file.exists() else EngineConfig()
         directory.mkdir(parents=True, exist_ok=True)
-        config_file.write_text(config.to_json())
+        _write_atomically(config_file, config.to_json())
         return cls(directory, config, encoder)
 
     def __enter__(self) -> Engine:
@@ -119,7 +128,7 @@ class Engine:
         with self._write_lock:
             for index in self.indexes.values():
                 if self.path is not None:
-                    index.checkpoint(self.store.last_lsn())
+                    index.checkpoint()  # at the LSN it applied; kept if another is newer
                 index.close()
             self.store.close()
             if self._scratch is not None:
@@ -141,7 +150,8 @@ class Engine:
                 f"space {spec.name!r} holds {stored.dim}-d vectors from {stored.encoder}; "
                 f"encoder {spec.encoder} makes {spec.dim}-d vectors: use a new collection"
             )
-        self.store.put_space(spec)
+        if stored != spec:  # a follower opening a space another process made writes nothing
+            self.store.put_space(spec)
         directory = self._index_dir(spec.name)
         try:
             index = SpaceIndex.open(directory, spec, self.config.index)
@@ -157,24 +167,62 @@ class Engine:
             self._reembed(spec)
 
     def _rebuild(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
-        if directory.exists():
-            shutil.rmtree(directory)
-        index = SpaceIndex.open(directory, spec, self.config.index)
+        """A fresh index from the store's vectors, published over whatever ``directory`` holds.
+
+        Other processes may be using the directory: nothing is removed under them (the new
+        checkpoint supersedes the old files, which the stray sweep removes when unused).
+        """
+        index = SpaceIndex.empty(directory, spec, self.config.index)
+        # Read the LSN first: ops committed while the vectors are read are re-synced by
+        # follow() (idempotent), so the index never claims an op it may have missed.
+        last = self.store.last_lsn()
         for keys, vectors in self.store.iter_vectors(spec.name):
             index.upsert(keys, vectors)
-        index.checkpoint(self.store.last_lsn())
+        index.applied_lsn = last
+        if self.path is not None:
+            index.checkpoint(force=True)
         return index
 
-    def _catch_up(self, space: str) -> None:
-        """Replay what the op log holds beyond the index's checkpoint (crash recovery)."""
+    def rebuild_index(self, space: str) -> None:
+        """Throw away this process's index of ``space`` and rebuild it from the store."""
+        with self._write_lock:
+            old = self.indexes[space]
+            self.indexes[space] = self._rebuild(old.directory, old.spec)
+            old.close()
+            self._catch_up(space)
+
+    def _catch_up(self, space: str, last: int | None = None) -> None:
+        """Replay what the op log holds beyond the index's applied LSN, up to ``last`` (crash
+        recovery, and ops written by other processes)."""
         index = self.indexes[space]
-        last = self.store.last_lsn()
+        last = self.store.last_lsn() if last is None else last
         if index.applied_lsn >= last:
             return
-        touched = self.store.keys_touched_since(index.applied_lsn)
+        touched = self.store.keys_touched_since(index.applied_lsn, upto=last)
         self._sync_keys(space, touched)
-        logger.info("index %s caught up from LSN %d to %d", space, index.applied_lsn, last)
-        index.checkpoint(last)
+        logger.debug("index %s follows the op log: LSN %d -> %d", space, index.applied_lsn, last)
+        index.applied_lsn = last
+
+    def follow(self) -> int:
+        """Bring every index of this process up to the op log, whichever process wrote it.
+
+        One ``MAX(lsn)`` query when nothing changed. Returns the LSN every index has applied.
+        """
+        last = self.store.last_lsn()
+        # tuple(): another thread may add a space meanwhile (under the write lock)
+        if min((ix.applied_lsn for ix in tuple(self.indexes.values())), default=last) >= last:
+            return last
+        with self._write_lock:
+            return self._follow_locked()
+
+    def _follow_locked(self) -> int:
+        last = self.store.last_lsn()
+        for name, spec in self.store.spaces().items():  # e.g. `visual`, made by another process
+            if name not in self.indexes:
+                self._open_space(spec)
+        for name in self.indexes:
+            self._catch_up(name, last)
+        return min(ix.applied_lsn for ix in self.indexes.values())
 
     def _sync_keys(self, space: str, keys: np.ndarray) -> None:
         """Make the index agree with the store for ``keys`` (idempotent)."""
@@ -248,10 +296,9 @@ class Engine:
                         dim = int(sv.vectors.shape[1])
                         self._open_space(SpaceSpec(space, sv.encoder, sv.version, dim))
             lsns = self.store.apply_many(ops)
-            touched = self.store.keys_touched_since(lsns[0] - 1)
-            for space, index in self.indexes.items():
-                self._sync_keys(space, touched)
-                index.applied_lsn = lsns[-1]
+            # Other processes may have written between this index's applied LSN and ours:
+            # follow the whole log, not only this batch.
+            self._follow_locked()
             self._ops_since_checkpoint += len(ops)
             if self._ops_since_checkpoint >= self.config.checkpoint_ops:
                 self.checkpoint()
@@ -261,11 +308,11 @@ class Engine:
         return lsns
 
     def checkpoint(self) -> None:
-        """Persist every index at the current LSN."""
+        """Follow the op log, then persist every index at the LSN it applied."""
         with self._write_lock:
-            lsn = self.store.last_lsn()
+            self._follow_locked()
             for index in self.indexes.values():
-                index.checkpoint(lsn)
+                index.checkpoint()
             self._ops_since_checkpoint = 0
 
     def ingest(
@@ -360,6 +407,7 @@ class Engine:
         q = Query.of(query)
         if q.text is not None and not q.text.strip() and q.image is None and q.audio is None:
             raise ConfigError("empty query")
+        self.follow()  # see writes other processes committed
         return self.cache.search(
             q,
             k,
@@ -387,7 +435,13 @@ class Engine:
         return self.store.documents(limit, offset)
 
     def stats(self) -> dict[str, Any]:
-        last = self.store.last_lsn()
+        """What the collection holds; per space, lag and vector counts from the real state.
+
+        ``lag`` is the store's last LSN minus the index's applied LSN and ``store_vectors``
+        the store's vector count, both read in one store snapshot after following the log;
+        ``in_sync`` is False when either disagrees with the index (``/readyz`` then fails).
+        """
+        last, store_vectors = self._consistent_snapshot()
         return {
             "path": str(self.path) if self.path else ":memory:",
             "documents": self.store.count_documents(),
@@ -403,8 +457,11 @@ class Engine:
             "spaces": {
                 name: {
                     "vectors": len(index),
+                    "store_vectors": store_vectors.get(name, 0),
                     "applied_lsn": index.applied_lsn,
                     "lag": last - index.applied_lsn,
+                    "in_sync": last == index.applied_lsn
+                    and len(index) == store_vectors.get(name, 0),
                     "dim": index.spec.dim if hasattr(index, "spec") else None,
                 }
                 for name, index in self.indexes.items()
@@ -412,6 +469,20 @@ class Engine:
             "store_bytes": self.store.file_size(),
             "cache": self.cache.stats(),
         }
+
+    def _consistent_snapshot(self, attempts: int = 5) -> tuple[int, dict[str, int]]:
+        """(store LSN, vectors per space) read while this process's indexes sit at that LSN.
+
+        Other processes may commit meanwhile: retry a few times, then report what was seen
+        (a non-zero lag is then the truth: this process is behind that snapshot).
+        """
+        for _ in range(attempts):
+            with self._write_lock:
+                applied = self._follow_locked()
+                last, counts = self.store.vector_counts()
+                if last == applied:
+                    return last, counts
+        return last, counts
 
     # answers -----------------------------------------------------------------------------
     def ask(
@@ -443,3 +514,12 @@ class Engine:
         from edgerag.answer import ask_stream
 
         return ask_stream(self, query, k=k, filters=filters, mode=mode, generator=generator)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` so a concurrent reader sees the old or the new text, never half."""
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -37,7 +37,7 @@ def main(verbose: int) -> None:
     )
 
 
-from edgerag.cli import ask, bench, core, demo, documents, fleet, mcp, serve  # noqa: E402,F401  (registers commands)
+from edgerag.cli import ask, bench, check, core, demo, documents, fleet, mcp, serve  # noqa: E402,F401  (registers commands)
 
 # isort: split
 from edgerag.cli import upstream  # noqa: E402,F401  (registers `edgerag upstream`)

@@ -49,6 +49,20 @@ def open_engine(db: Path, must_exist: bool = True, **config: Any) -> Engine:
     return Engine.open(db, cfg)
 
 
+def _differs_from_stored(db: Path, options: dict[str, str | None]) -> bool:
+    """True when an option asks for something the existing collection is not (the same value
+    is fine: several processes may create one collection at once)."""
+    if not any(options.values()):
+        return False
+    stored = EngineConfig.load(db / "config.json")
+    have = {
+        "encoder": stored.encoder,
+        "backend": stored.index.backend,
+        "quantization": stored.index.quantization,
+    }
+    return any(v and v != have[k] for k, v in options.items())
+
+
 def _merge_config(base: EngineConfig | None, **changes: Any) -> EngineConfig:
     data = json.loads(base.to_json()) if base else json.loads(EngineConfig().to_json())
     index = data["index"]
@@ -108,7 +122,7 @@ def ingest(
     """Ingest files or directories (txt, md, html, pdf) into a collection."""
     new = not (db / "store.db").exists()
     options = {"encoder": encoder, "backend": backend, "quantization": quantization}
-    if not new and any(options.values()):
+    if not new and _differs_from_stored(db, options):
         raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
     started = time.perf_counter()
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
@@ -353,8 +367,9 @@ def stats(db: Path, as_json: bool) -> None:
         click.echo(f"  {modality}: {n} items")
     for name, space in info["spaces"].items():
         click.echo(
-            f"  space {name}: {space['vectors']} vectors, applied LSN "
-            f"{space['applied_lsn']} (lag {space['lag']})"
+            f"  space {name}: {space['vectors']} vectors (store {space['store_vectors']}), "
+            f"applied LSN {space['applied_lsn']} (lag {space['lag']})"
+            + ("" if space["in_sync"] else "  NOT IN SYNC: run `edgerag check`")
         )
     cfg = info["config"]
     click.echo(

@@ -1,19 +1,28 @@
 """Original float32 vectors on disk, memory-mapped: the ground truth for rescoring and exact scans.
 
-One append-only file of raw little-endian float32 rows (``originals-<gen>.f32``) plus an in-memory
-row → key array (-1 = dead row) and a sorted key → row map. Upserting appends a new row and kills
-the old one; :meth:`Originals.compact` copies the live rows into the next generation's file.
+One append-only file of raw little-endian float32 rows (``originals-<gen>-<pid>-<rand>.f32``) plus
+an in-memory row → key array (-1 = dead row) and a sorted key → row map. Upserting appends a new
+row and kills the old one; :meth:`Originals.compact` copies the live rows into a new file.
 
 Why append-only: the rows a checkpoint covers are never rewritten, so a checkpoint only has to
 hash the bytes appended since the previous one (manifest *segments*), and a crash after the
-checkpoint can only leave extra bytes at the end, which :meth:`Originals.load` truncates.
+checkpoint can only leave extra bytes at the end, past the prefix any manifest names.
+
+Many processes: a file is appended to only by the process that created it (it holds an flock on
+it while it lives). A process that loaded another's file maps its checkpointed prefix read-only
+and copies that prefix into a file of its own before its first append (copy on write), so no
+process ever changes bytes another has mapped; nobody truncates a file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,7 +41,8 @@ _HASH_CHUNK = 16 << 20
 
 
 def data_file_name(generation: int) -> str:
-    return f"originals-{generation:06d}.f32"
+    """A new, unique originals file name (generation for humans, pid + random for uniqueness)."""
+    return f"originals-{generation:06d}-{os.getpid()}-{secrets.token_hex(4)}.f32"
 
 
 def hash_file_range(path: Path, offset: int, length: int) -> str:
@@ -53,10 +63,20 @@ def hash_file_range(path: Path, offset: int, length: int) -> str:
 class Originals:
     """Memory-mapped float32 vectors keyed by int64, with tombstones and compaction."""
 
-    def __init__(self, directory: Path, dim: int, generation: int = 1) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dim: int,
+        generation: int = 1,
+        creating: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         self.directory = directory
         self.dim = dim
         self.generation = generation
+        # held while a new file is created and locked (so a stray sweep cannot take it)
+        self._creating = creating
+        self._path: Path | None = None  # the file backing the rows (None: no rows yet)
+        self._owned = False  # True: this process created the file and appends to it
         self.row_bytes = 4 * dim
         self._rows = 0  # rows in the data file (live + dead)
         self._row_keys = np.empty(0, dtype=np.int64)
@@ -64,13 +84,16 @@ class Originals:
         self._arr: npt.NDArray[np.float32] | None = None  # ndarray view of the memmap
         self._fh: BinaryIO | None = None
         self.segments: list[dict[str, object]] = []  # checksummed prefix, in order
-        self.obsolete: list[Path] = []  # old data files to delete after the next checkpoint
 
     # ------------------------------------------------------------------ state
 
     @property
-    def path(self) -> Path:
-        return self.directory / data_file_name(self.generation)
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def file_name(self) -> str:
+        return self._path.name if self._path is not None else ""
 
     @property
     def rows(self) -> int:
@@ -91,10 +114,10 @@ class Originals:
         return self._map.lookup(keys)
 
     def _remap(self) -> None:
-        if self._rows == 0:
+        if self._rows == 0 or self._path is None:
             self._arr = None
             return
-        mm = np.memmap(self.path, dtype="<f4", mode="r", shape=(self._rows, self.dim))
+        mm = np.memmap(self._path, dtype="<f4", mode="r", shape=(self._rows, self.dim))
         self._arr = mm.view(np.ndarray)  # plain ndarray over the mapping: cheaper indexing
 
     # ------------------------------------------------------------------ mutation
@@ -105,10 +128,10 @@ class Originals:
         v = np.ascontiguousarray(vectors, dtype="<f4")
         if len(keys) == 0:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         if self._fh is None:
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for appends
-        self._fh.seek(0, os.SEEK_END)
+            self._own()
+        assert self._fh is not None
+        self._fh.seek(self._rows * self.row_bytes)
         self._fh.write(v.tobytes())
         self._fh.flush()  # makes the rows visible to the mmap through the page cache
         rows = np.arange(self._rows, self._rows + len(keys), dtype=np.int64)
@@ -119,6 +142,31 @@ class Originals:
         self._row_keys[rows] = keys
         self._rows += len(keys)
         self._map.insert(keys, rows)
+        self._remap()
+
+    def _new_file(self) -> tuple[Path, BinaryIO]:
+        """Create and flock a file only this process will write."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        guard = self._creating() if self._creating else None
+        if guard is not None:
+            guard.__enter__()
+        try:
+            path = self.directory / data_file_name(self.generation)
+            fh = open(path, "w+b")  # noqa: SIM115 - kept open for appends
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        finally:
+            if guard is not None:
+                guard.__exit__(None, None, None)
+        return path, fh
+
+    def _own(self) -> None:
+        """Copy on write: move the rows into a new file of this process before appending."""
+        path, fh = self._new_file()
+        for start in range(0, self._rows, _SCAN_BLOCK):
+            assert self._arr is not None
+            fh.write(np.ascontiguousarray(self._arr[start : start + _SCAN_BLOCK]).tobytes())
+        fh.flush()
+        self._path, self._fh, self._owned = path, fh, True
         self._remap()
 
     def remove(self, keys: npt.ArrayLike) -> int:
@@ -134,18 +182,19 @@ class Originals:
     def compact(self) -> None:
         """Copy live rows into the next generation's file; the old file becomes obsolete."""
         live = np.flatnonzero(self._row_keys[: self._rows] >= 0)
-        old_path = self.path
-        self.close_file()
         self.generation += 1
+        path, out = self._new_file()
         h = hashlib.sha256()
-        with open(self.path, "wb") as out:
-            for start in range(0, len(live), _SCAN_BLOCK):
-                assert self._arr is not None
-                chunk = np.ascontiguousarray(self._arr[live[start : start + _SCAN_BLOCK]]).tobytes()
-                h.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        for start in range(0, len(live), _SCAN_BLOCK):
+            assert self._arr is not None
+            chunk = np.ascontiguousarray(self._arr[live[start : start + _SCAN_BLOCK]]).tobytes()
+            h.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+        # the old file is left to the stray sweep: others may still map its prefix
+        self.close_file()
+        self._path, self._fh, self._owned = path, out, True
         keys = self._row_keys[live].copy()
         self._rows = len(live)
         self._row_keys = keys
@@ -157,9 +206,7 @@ class Originals:
         )
         self._arr = None
         self._remap()
-        if old_path.exists():
-            self.obsolete.append(old_path)
-        logger.info("compacted originals into %s (%d rows)", self.path.name, self._rows)
+        logger.info("compacted originals into %s (%d rows)", path.name, self._rows)
 
     # ------------------------------------------------------------------ reads
 
@@ -240,10 +287,11 @@ class Originals:
             os.fsync(self._fh.fileno())
         hashed = sum(int(s["length"]) for s in self.segments)  # type: ignore[call-overload]
         if end > hashed:
-            digest = hash_file_range(self.path, hashed, end - hashed)
+            assert self._path is not None
+            digest = hash_file_range(self._path, hashed, end - hashed)
             self.segments.append({"offset": hashed, "length": end - hashed, "sha256": digest})
         return {
-            "file": self.path.name,
+            "file": self.file_name,
             "generation": self.generation,
             "rows": self._rows,
             "segments": [dict(s) for s in self.segments],
@@ -264,13 +312,12 @@ class Originals:
             raise ValueError(f"{rows_path.name} has {len(row_keys)} rows, expected {self._rows}")
         self._row_keys = row_keys
         self._map.rebuild(row_keys)
-        end = self._rows * self.row_bytes
-        if self.path.exists() and self.path.stat().st_size > end:
-            # rows appended after this checkpoint: the op log replays them
-            with open(self.path, "r+b") as fh:
-                fh.truncate(end)
-        elif self._rows and not self.path.exists():
-            raise FileNotFoundError(self.path)
+        # Rows past the checkpointed prefix (another process's appends, or a crashed one's
+        # tail) are ignored, never truncated: the op log replays what they held.
+        self._path = self.directory / str(entry["file"]) if entry["file"] else None
+        self._owned = False
+        if self._rows and (self._path is None or not self._path.exists()):
+            raise FileNotFoundError(self._path)
         self._remap()
 
     def close_file(self) -> None:

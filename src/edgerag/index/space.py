@@ -13,6 +13,14 @@ manifest with every file it names intact (stray newer files are removed on open)
 else (a truncated/flipped/missing file) fails a size or sha256 check: :meth:`SpaceIndex.open`
 raises :class:`IndexCorruptError` and never serves it.
 
+Many processes (server + CLI + cron on one collection): each process's live state is private —
+engine files are read into memory, and originals are appended only to a file the process
+created (copy on write, see ``originals.py``). A published generation is immutable. Opening and
+checkpointing hold an flock on ``.lock`` (:class:`~edgerag.index.locks.DirLock`), exclusive, so
+nobody loads a generation while another removes it; a checkpoint never replaces a manifest at
+a newer LSN; stray files are removed only when no manifest names them and no live process
+holds them.
+
 Thread safety: a readers–writer lock. Any number of ``search``/``get_vectors`` calls run together
 (faiss and usearch searches release the GIL); ``upsert``/``remove``/``checkpoint``/``reset`` take
 the lock exclusively, because an HNSW graph must not be searched while it is being modified.
@@ -42,7 +50,8 @@ from edgerag.index._util import (
     sorted_unique_keys,
 )
 from edgerag.index.base import AnnEngine, IndexConfig
-from edgerag.index.originals import Originals, data_file_name, hash_file_range
+from edgerag.index.locks import LOCK_FILE, DirLock, try_lock_file
+from edgerag.index.originals import Originals, hash_file_range
 from edgerag.types import Keys, SearchResult, SpaceSpec, Vectors
 
 logger = logging.getLogger(__name__)
@@ -87,8 +96,9 @@ class SpaceIndex:
         self.applied_lsn = 0
         self._generation = 0
         self._lock = RWLock()
+        self._dir_lock = DirLock(self.directory)
         self._engine = self._new_engine()
-        self._originals = Originals(self.directory, spec.dim)
+        self._originals = self._new_originals()
         self._wire_engine()
         self._rescoring = config.quantization != "f32" and self.oversample > 1
 
@@ -103,11 +113,23 @@ class SpaceIndex:
                 was written for another engine/quantization/dim/metric.
         """
         self = cls(directory, spec, config)
-        directory = self.directory
+        if not self.directory.exists():
+            return self
+        with self._dir_lock.hold(exclusive=True):
+            self._load()
+        return self
+
+    @classmethod
+    def empty(cls, directory: Path, spec: SpaceSpec, config: IndexConfig) -> SpaceIndex:
+        """An empty index that ignores what ``directory`` holds (a rebuild publishes over it)."""
+        return cls(directory, spec, config)
+
+    def _load(self) -> None:
+        directory, spec = self.directory, self.spec
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             self._open_without_manifest()
-            return self
+            return
         manifest = self._read_manifest(manifest_path)
         self._verify_files(manifest)
         ckpt = directory / manifest["checkpoint"]
@@ -129,7 +151,6 @@ class SpaceIndex:
         logger.info(
             "opened space %r: %d vectors, applied_lsn=%d", spec.name, len(self), self.applied_lsn
         )
-        return self
 
     def _open_without_manifest(self) -> None:
         directory = self.directory
@@ -139,10 +160,10 @@ class SpaceIndex:
         if any(p.name.startswith("ckpt-") for p in entries):
             raise IndexCorruptError(f"{directory / MANIFEST}: missing (checkpoint files exist)")
         # Only originals appended before the first checkpoint (or temp files): nothing durable
-        # was promised, the op log replays from LSN 0.
+        # was promised, the op log replays from LSN 0. Files a live process appends to stay.
         for p in entries:
-            if p.name.startswith("originals-") or p.name.endswith(".tmp"):
-                p.unlink()
+            if p.name.endswith(".tmp") or (p.name.startswith("originals-") and try_lock_file(p)):
+                p.unlink(missing_ok=True)
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
@@ -192,36 +213,76 @@ class SpaceIndex:
                 )
 
     def _remove_strays(self, manifest: dict[str, Any]) -> None:
-        """Delete files an interrupted checkpoint or compaction left behind."""
-        keep = {manifest["checkpoint"], manifest["originals"]["file"], MANIFEST}
+        """Delete files no manifest names: older generations, interrupted checkpoints, and
+        originals files whose process is gone (a live one holds an flock on its file).
+
+        Runs under the exclusive directory lock, so nobody is loading what it removes; a
+        process that loaded a generation earlier keeps its engine in memory and its originals
+        mapped, which an unlink does not disturb.
+        """
+        keep = {manifest["checkpoint"], manifest["originals"]["file"], MANIFEST, LOCK_FILE}
         for p in self.directory.iterdir():
             if p.name in keep:
                 continue
             if p.name.startswith("ckpt-") and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
-            elif p.name.startswith("originals-") or p.name.endswith(".tmp"):
+            elif p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+            elif p.name.startswith("originals-") and try_lock_file(p):
                 p.unlink(missing_ok=True)
 
     def _new_engine(self) -> AnnEngine:
         return create_engine(self.spec.dim, self.spec.metric, self.config)
+
+    def _new_originals(self) -> Originals:
+        return Originals(
+            self.directory, self.spec.dim, creating=lambda: self._dir_lock.hold(exclusive=True)
+        )
 
     def _wire_engine(self) -> None:
         # engines that rebuild (faiss compaction/retraining) re-read exact vectors from here
         if hasattr(self._engine, "vector_source"):
             self._engine.vector_source = self._originals.get
 
-    def checkpoint(self, lsn: int) -> None:
-        """Persist engine, originals and manifest (with ``applied_lsn = lsn``) crash-safely."""
-        with self._lock.write():
-            self._checkpoint(lsn)
+    def checkpoint(self, lsn: int | None = None, force: bool = False) -> bool:
+        """Persist engine, originals and manifest (``applied_lsn = lsn``) crash-safely.
 
-    def _checkpoint(self, lsn: int) -> None:
+        ``lsn`` defaults to the LSN this index has applied; the caller vouches that the index
+        holds every op up to it. Another process may have published a checkpoint at a newer
+        LSN meanwhile: that one is kept (returns False) unless ``force`` (a rebuild replacing
+        a corrupt or foreign index). Returns True when this state was published.
+        """
+        lsn = self.applied_lsn if lsn is None else int(lsn)
+        with self._lock.write(), self._dir_lock.hold(exclusive=True):
+            on_disk = self._disk_manifest()
+            if not force and on_disk is not None and on_disk["applied_lsn"] >= lsn:
+                self.applied_lsn = max(self.applied_lsn, lsn)
+                return False
+            disk_gen = int(on_disk["generation"]) if on_disk else 0
+            self._checkpoint(lsn, max(self._generation, disk_gen) + 1)
+            return True
+
+    def published_lsn(self) -> int | None:
+        """The LSN of the checkpoint on disk (any process's), or None when there is none."""
+        with self._dir_lock.hold(exclusive=True):
+            on_disk = self._disk_manifest()
+        return None if on_disk is None else int(on_disk["applied_lsn"])
+
+    def _disk_manifest(self) -> dict[str, Any] | None:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return self._read_manifest(path)
+        except IndexCorruptError:
+            return None  # unreadable or foreign: anything valid replaces it
+
+    def _checkpoint(self, lsn: int, gen: int) -> None:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
         if self._originals.dead_fraction > ORIGINALS_COMPACT_FRACTION:
             self._originals.compact()
         orig_entry = self._originals.sync()
-        gen = self._generation + 1
         ckpt = d / f"ckpt-{gen:06d}"
         if ckpt.exists():  # left by a crashed attempt; never referenced by a manifest
             shutil.rmtree(ckpt)
@@ -257,19 +318,14 @@ class SpaceIndex:
             os.fsync(fh.fileno())
         os.replace(tmp, d / MANIFEST)
         _fsync_dir(d)
-        # the new manifest is durable: the previous generation is garbage now
-        old = d / f"ckpt-{self._generation:06d}"
-        if self._generation and old.exists():
-            shutil.rmtree(old, ignore_errors=True)
-        for path in self._originals.obsolete:
-            path.unlink(missing_ok=True)
-        self._originals.obsolete.clear()
+        # the new manifest is durable: older generations are garbage now
         self._generation = gen
         self.applied_lsn = int(lsn)
+        self._remove_strays(body)
 
     def reset(self) -> None:
         """Drop every vector and file (the manifest first), back to an empty index at LSN 0."""
-        with self._lock.write():
+        with self._lock.write(), self._dir_lock.hold(exclusive=True):
             (self.directory / MANIFEST).unlink(missing_ok=True)
             self._engine.close()
             self._originals.close()
@@ -281,7 +337,7 @@ class SpaceIndex:
                     elif p.name.startswith("originals-") or p.name.endswith(".tmp"):
                         p.unlink(missing_ok=True)
             self._engine = self._new_engine()
-            self._originals = Originals(self.directory, self.spec.dim)
+            self._originals = self._new_originals()
             self._wire_engine()
             self._generation = 0
             self.applied_lsn = 0
@@ -340,6 +396,16 @@ class SpaceIndex:
     def keys(self) -> Keys:
         with self._lock.read():
             return self._originals.keys()
+
+    def engine_count(self) -> int:
+        """Vectors the ANN engine holds (``edgerag check`` compares it with the originals)."""
+        with self._lock.read():
+            return len(self._engine)
+
+    def canonical(self, vectors: npt.ArrayLike) -> Vectors:
+        """``vectors`` exactly as :meth:`upsert` would keep them (f32, normalised for cos)."""
+        v = np.asarray(vectors)
+        return self._prepare(v, len(v))
 
     def get_vectors(self, keys: npt.ArrayLike) -> Vectors:
         """Original f32 vectors of ``keys``; raises NotFoundError for absent keys."""
@@ -459,7 +525,7 @@ class SpaceIndex:
             "count": len(self),
             "applied_lsn": self.applied_lsn,
             "generation": self._generation,
-            "originals_file": data_file_name(self._originals.generation),
+            "originals_file": self._originals.file_name,
             "originals_rows": self._originals.rows,
             "tombstones": getattr(self._engine, "tombstones", 0),
         }

@@ -167,7 +167,9 @@ class ResultCache:
 
     def _scope(self) -> int:
         """Drop every entry when the collection moved past the LSN they were computed at."""
-        lsn = self.engine.store.last_lsn()
+        # the LSN the indexes hold after following the log (not merely the store's), so no
+        # entry is filed under an LSN whose ops its computation did not see
+        lsn = self.engine.follow()
         with self._lock:
             if lsn != self._lsn:
                 if self._data:

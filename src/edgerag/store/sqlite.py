@@ -6,13 +6,16 @@ in one transaction, so the log never disagrees with the store.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +63,9 @@ class Store:
         self._readers_lock = threading.Lock()
         self._write_lock = threading.RLock()
         try:
-            self._writer = self._connect(write=True)
-            migrate(self._writer)
+            with _creation_lock(path):
+                self._writer = self._connect(write=True)
+                migrate(self._writer)
             self._backfill_entities()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
@@ -280,6 +284,22 @@ class Store:
             ),
         )
 
+    def rebuild_fts(self) -> int:
+        """Rewrite every full-text row from the items (``edgerag check --repair``)."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = list(fts_rows(conn))
+                conn.execute("DELETE FROM items_fts")
+                conn.executemany("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", rows)
+                n = len(rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return n
+
     # reads -------------------------------------------------------------------------------
     def last_lsn(self) -> int:
         row = self._reader.execute("SELECT COALESCE(MAX(lsn), 0) FROM oplog").fetchone()
@@ -317,13 +337,35 @@ class Store:
         )
         return [r[0] for r in rows]
 
-    def keys_touched_since(self, lsn: int) -> np.ndarray:
-        """Every item key changed by an op after ``lsn`` (index catch-up)."""
-        blobs = self._reader.execute("SELECT keys FROM oplog WHERE lsn > ?", (lsn,))
+    def keys_touched_since(self, lsn: int, upto: int | None = None) -> np.ndarray:
+        """Every item key changed by an op in ``(lsn, upto]`` (index catch-up)."""
+        blobs = self._reader.execute(
+            "SELECT keys FROM oplog WHERE lsn > ? AND lsn <= ?",
+            (lsn, 2**63 - 1 if upto is None else upto),
+        )
         parts = [np.frombuffer(b[0], dtype="<i8") for b in blobs]
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(parts)).astype(np.int64)
+
+    def vector_counts(self) -> tuple[int, dict[str, int]]:
+        """``(last LSN, vectors per space)`` from one read snapshot (stats, readiness, check).
+
+        Counting scans the vectors table, so the counts are kept until the LSN moves.
+        """
+        conn = self._reader
+        conn.execute("BEGIN")
+        try:
+            last = int(conn.execute("SELECT COALESCE(MAX(lsn), 0) FROM oplog").fetchone()[0])
+            cached = getattr(self._local, "vector_counts", None)
+            if cached is not None and cached[0] == last:
+                return cached  # type: ignore[no-any-return]
+            rows = conn.execute("SELECT space, COUNT(*) FROM vectors GROUP BY space")
+            result = (last, {r[0]: int(r[1]) for r in rows})
+        finally:
+            conn.execute("COMMIT")
+        self._local.vector_counts = result
+        return result
 
     def vectors(self, space: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(present_keys, vectors)`` for those of ``keys`` that have a vector in ``space``,
@@ -563,6 +605,36 @@ class Store:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]
         size = self._reader.execute("PRAGMA page_size").fetchone()[0]
         return int(page * size)
+
+
+def fts_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """``(key, text)`` every item's FTS row must hold, derived from the items as
+    :meth:`Store._put_items` derives it (item-level metadata = what differs from the
+    document's, as in :meth:`Store.materialize`)."""
+    rows = conn.execute(
+        "SELECT i.key, i.text, i.metadata, d.metadata FROM items i"
+        " JOIN documents d ON d.doc_id = i.doc_id"
+    )
+    for key, text, item_meta, doc_meta in rows.fetchall():
+        merged, doc = json.loads(item_meta), json.loads(doc_meta)
+        own = {k: v for k, v in merged.items() if doc.get(k) != v}
+        yield int(key), context_text(text, own)
+
+
+@contextmanager
+def _creation_lock(path: Path | None) -> Iterator[None]:
+    """Serialize opening + migrating among processes: two that create one collection at once
+    would otherwise both see schema version 0 and both run the first migration."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / ".store.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _to_arrays(keys: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -39,13 +39,22 @@ def healthz() -> dict[str, str]:
     tags=["system"],
     responses={503: {"model": ErrorEnvelope, "description": "Index not caught up"}},
     dependencies=[ReadKey],
-    summary="Readiness: the collection is open and every index has applied the whole op log",
+    summary="Readiness: every index has applied the whole op log and holds every stored vector",
 )
 def readyz(engine: EngineDep) -> JSONResponse:
+    # engine.stats() follows the op log (writes of other processes too), then compares the
+    # store's last LSN and vector counts with each index, read from one store snapshot
     stats = engine.stats()
     behind = {name: s["lag"] for name, s in stats["spaces"].items() if s["lag"] != 0}
     if behind:
         return envelope(503, "not_ready", f"index behind the op log by {behind} ops")
+    differ = {
+        name: f"index {s['vectors']}, store {s['store_vectors']}"
+        for name, s in stats["spaces"].items()
+        if s["vectors"] != s["store_vectors"]
+    }
+    if differ:
+        return envelope(503, "not_ready", f"index and store disagree on vector counts: {differ}")
     lags = {name: s["lag"] for name, s in stats["spaces"].items()}
     return JSONResponse({"status": "ready", "lsn": stats["lsn"], "lag": lags})
 
