@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
@@ -192,34 +189,8 @@ def rejection_problems(outcome: FuzzOutcome) -> list[str]:
 
 # checks ------------------------------------------------------------------------------------
 def assert_collection_clean(db_path: Path) -> None:
-    """Store, indexes and FTS agree: per space, the store's vector keys == the index's keys, and
-    every item has exactly one FTS row.
+    """``edgerag check`` finds nothing: store, every index, FTS, originals and op log agree."""
+    from edgerag.check import check_collection
 
-    TODO(lead): switch to ``edgerag.check.check_collection(db_path).ok`` once the multiproc
-    branch (``edgerag check``) is merged; this is the test-local stand-in.
-    """
-    from edgerag import Engine
-
-    db_path = Path(db_path)
-    conn = sqlite3.connect(f"file:{db_path / 'store.db'}?mode=ro", uri=True)
-    try:
-        items = {k for (k,) in conn.execute("SELECT key FROM items")}
-        fts = [k for (k,) in conn.execute("SELECT rowid FROM items_fts")]
-        assert sorted(fts) == sorted(items), (
-            f"FTS rows ({len(fts)}) differ from items ({len(items)})"
-        )
-        spaces = [s for (s,) in conn.execute("SELECT name FROM spaces")]
-        stored = {
-            s: {k for (k,) in conn.execute("SELECT key FROM vectors WHERE space = ?", (s,))}
-            for s in spaces
-        }
-        orphans = {s: keys - items for s, keys in stored.items() if keys - items}
-        assert not orphans, f"vectors without items: { {s: len(v) for s, v in orphans.items()} }"
-    finally:
-        conn.close()
-    with Engine.open(db_path) as engine:
-        for space, keys in stored.items():
-            index = engine.indexes[space]
-            in_index = set(np.asarray(index.keys()).tolist())
-            assert len(index) == len(keys), f"space {space}: {len(index)} vectors vs {len(keys)}"
-            assert in_index == keys, f"space {space}: index keys differ from the store's"
+    report = check_collection(db_path)
+    assert report.ok, "collection not clean: " + "; ".join(report.problems)
