@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 HEADING_MIN_STEP = 0.75  # points above the body size for a line to be a heading
 HEADING_MAX_CHARS = 90
 TABLE_MIN_PATHS = 4  # path objects on a page before pdfplumber is asked for tables
+DEFAULT_LIMITS = Limits()
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -81,7 +82,9 @@ def read_structured(
     return _blocks(pages), failed
 
 
-def _read_page(document: Any, number: int, plumber: _Plumber, limits: Limits) -> _Page:
+def _read_page(
+    document: Any, number: int, plumber: _Plumber, limits: Limits = DEFAULT_LIMITS
+) -> _Page:
     import pypdfium2.raw as raw
 
     page = document[number - 1]
