@@ -10,6 +10,8 @@
    119 s to ingest; with four rules on the page the table finder alone took 45 s (pdfplumber
    builds an object per glyph). Pages now have a decoded-content limit checked before parsing,
    and pages with more text pieces than ``max_pdf_table_page_chars`` keep their text only.
+4. A ruled page pdfplumber cannot parse (a byte flipped in its /MediaBox) crashed ingest: the
+   table finder's failure was caught, but pdfplumber's ``close()`` parses every page again.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ def test_ocr_off_turns_off_video_frame_ocr_too():
 RULES = b"0 0 m 100 0 l S\n" * 4  # enough path objects for the page to go to the table finder
 
 
-def content_bomb_pdf(copies: int, word: bytes = b"a", rules: bytes = b"", pages: int = 1) -> bytes:
+def content_bomb_pdf(
+    copies: int,
+    word: bytes = b"a",
+    rules: bytes = b"",
+    pages: int = 1,
+    media_box: bytes = b"[0 0 612 792]",
+) -> bytes:
     """A minimal PDF whose pages share one zlib content stream of ``copies`` text draws."""
     content = zlib.compress(rules + b"BT /F1 12 Tf 10 10 Td (%s) Tj ET\n" % word * copies, 9)
     kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
@@ -72,8 +80,8 @@ def content_bomb_pdf(copies: int, word: bytes = b"a", rules: bytes = b"", pages:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     objects += [
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 3 0 R >>"
+        b"<< /Type /Page /Parent 2 0 R /MediaBox %s "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 3 0 R >>" % media_box
     ] * pages
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -157,3 +165,14 @@ def test_ordinary_ruled_pdf_page_still_goes_to_the_table_finder(table_finder_cal
     with Engine.open(":memory:", FAST) as engine:
         assert engine.ingest([("small.pdf", page)]).added == ["small.pdf"]
     assert table_finder_calls == [0]
+
+
+@pytest.mark.timeout(60)
+def test_ruled_page_pdfplumber_cannot_parse_keeps_its_text():
+    pytest.importorskip("pdfplumber")
+    pytest.importorskip("pypdfium2")
+    broken = content_bomb_pdf(5, word=b"pump", rules=RULES, media_box=b"[0 0 612 /x 792]")
+    with Engine.open(":memory:", FAST) as engine:
+        report = engine.ingest([("broken-box.pdf", broken)])
+        assert report.errors == [] and report.added == ["broken-box.pdf"]
+        assert engine.search("pump").hits

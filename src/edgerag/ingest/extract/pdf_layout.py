@@ -168,8 +168,12 @@ class _Plumber:
             return []
 
     def close(self) -> None:
-        if self._pdf is not None:
-            self._pdf.close()
+        if self._pdf is None:
+            return
+        try:
+            self._pdf.close()  # walks every page again: a page it cannot parse raises here
+        except Exception as exc:  # noqa: BLE001 -- in memory: nothing is left open
+            logger.debug("pdfplumber close failed (%s)", exc)
 
 
 def _drop_running_lines(pages: list[_Page]) -> None:
