@@ -15,6 +15,14 @@ class Limits:
     Attributes:
         max_file_bytes: Size of the raw file.
         max_pdf_pages: Page count of a PDF, checked before any page is parsed.
+        max_pdf_page_content_bytes: Decoded drawing instructions (content streams) of one PDF
+            page, checked before the page is parsed: a few KB of zlib can decode to megabytes
+            of instructions (the heaviest page of the 261-page Debian Reference has 50 KB).
+        max_pdf_content_bytes: The same, summed over all pages (a stream shared by many pages
+            counts once per page, as each page parses it).
+        max_pdf_table_page_chars: Text pieces (pdfium objects or characters, whichever is more)
+            on a page above which its tables are not looked for; the page's text is kept.
+            pdfplumber's table finder costs ~0.5 ms per character; real pages have < 6,000.
         max_text_chars: Characters of extracted text (all pages together).
         max_pixels: Width × height of an image or video frame, read from the header before any
             pixel is decoded (decompression bombs).
@@ -25,6 +33,9 @@ class Limits:
 
     max_file_bytes: int = 50 * 1024 * 1024
     max_pdf_pages: int = 2000
+    max_pdf_page_content_bytes: int = 8 * 1024 * 1024
+    max_pdf_content_bytes: int = 256 * 1024 * 1024
+    max_pdf_table_page_chars: int = 20_000
     max_text_chars: int = 20_000_000
     max_pixels: int = 50_000_000
     max_audio_seconds: float = 4 * 3600.0

@@ -28,7 +28,7 @@ from edgerag.ingest.extract import (
 )
 from edgerag.ingest.extract.reasons import pdf_reason
 from edgerag.ingest.extract.text import normalize_text
-from edgerag.ingest.limits import Limits
+from edgerag.ingest.limits import Limits, human_bytes
 from edgerag.ingest.structure import Block, assemble_pages
 from edgerag.types import Modality
 
@@ -88,6 +88,7 @@ def extract_pdf(source: str, data: bytes, limits: Limits, mime: str) -> Extracte
             f"PDF has {count:,} pages, over the {limits.max_pdf_pages:,} page limit "
             "(Limits.max_pdf_pages)",
         )
+    check_content_size(source, reader, count, limits)
     blocks: list[Block] = []
     if available("pypdfium2"):
         from edgerag.ingest.extract.pdf_layout import read_structured  # needs this module
@@ -158,6 +159,72 @@ def _page_count(source: str, reader: Any) -> int:
         raise InputError(
             source, f"corrupt PDF: cannot read its page tree ({_describe(exc)})"
         ) from exc
+
+
+def check_content_size(source: str, reader: Any, count: int, limits: Limits) -> None:
+    """Reject a PDF whose pages decode to more drawing instructions than the limits allow.
+
+    Runs before any page is parsed: parse time grows with the decoded instructions, and a few
+    KB of zlib can hold megabytes of them (a decompression bomb). Streams are decoded one at a
+    time and dropped (pypdf's ``get_data`` would keep every decoded copy cached).
+    """
+    from pypdf.errors import LimitReachedError
+
+    sizes: dict[int, int] = {}  # decoded size per stream object, for streams shared by pages
+    total = 0
+    for number in range(1, count + 1):
+        try:
+            page_bytes = sum(_stream_size(ref, sizes) for ref in _content_refs(reader, number))
+        except LimitReachedError as exc:  # pypdf's own cap on one decoded stream (75 MB)
+            raise InputTooLargeError(
+                source,
+                f"page {number} holds a content stream that decodes to more than pypdf's "
+                "decompression cap; a compressed-content bomb?",
+            ) from exc
+        if page_bytes > limits.max_pdf_page_content_bytes:
+            raise InputTooLargeError(
+                source,
+                f"page {number} decodes to {human_bytes(page_bytes)} of drawing instructions, "
+                f"over the {human_bytes(limits.max_pdf_page_content_bytes)} page limit "
+                "(Limits.max_pdf_page_content_bytes); a compressed-content bomb?",
+            )
+        total += page_bytes
+        if total > limits.max_pdf_content_bytes:
+            raise InputTooLargeError(
+                source,
+                f"pages 1-{number} decode to {human_bytes(total)} of drawing instructions, "
+                f"over the {human_bytes(limits.max_pdf_content_bytes)} document limit "
+                "(Limits.max_pdf_content_bytes)",
+            )
+
+
+def _content_refs(reader: Any, number: int) -> list[Any]:
+    """The content stream objects of one page (``/Contents`` is one stream or an array)."""
+    try:
+        contents = reader.pages[number - 1].get("/Contents")
+        if contents is None:
+            return []
+        resolved = contents.get_object()
+        return list(resolved) if isinstance(resolved, list) else [contents]
+    except Exception:  # noqa: BLE001 -- a broken page is the page reader's to report
+        return []
+
+
+def _stream_size(ref: Any, sizes: dict[int, int]) -> int:
+    from pypdf.errors import LimitReachedError
+    from pypdf.filters import decode_stream_data
+    from pypdf.generic import IndirectObject, StreamObject
+
+    key = ref.idnum if isinstance(ref, IndirectObject) else id(ref)
+    if key not in sizes:
+        try:
+            stream = ref.get_object()
+            sizes[key] = len(decode_stream_data(stream)) if isinstance(stream, StreamObject) else 0
+        except LimitReachedError:
+            raise
+        except Exception:  # noqa: BLE001 -- undecodable: pdfium reports the page as failed
+            sizes[key] = 0
+    return sizes[key]
 
 
 def _read_pages(

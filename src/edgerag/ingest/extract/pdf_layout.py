@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 HEADING_MIN_STEP = 0.75  # points above the body size for a line to be a heading
 HEADING_MAX_CHARS = 90
 TABLE_MIN_PATHS = 4  # path objects on a page before pdfplumber is asked for tables
+DEFAULT_LIMITS = Limits()
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -67,7 +68,7 @@ def read_structured(
     try:
         for number in range(1, min(count, len(document)) + 1):
             try:
-                page = _read_page(document, number, plumber)
+                page = _read_page(document, number, plumber, limits)
             except Exception as exc:  # noqa: BLE001 -- one bad page must not lose the manual
                 logger.warning("%s: page %d: text extraction failed: %s", source, number, exc)
                 page, failed = _Page(number, [], []), failed + 1
@@ -81,7 +82,9 @@ def read_structured(
     return _blocks(pages), failed
 
 
-def _read_page(document: Any, number: int, plumber: _Plumber) -> _Page:
+def _read_page(
+    document: Any, number: int, plumber: _Plumber, limits: Limits = DEFAULT_LIMITS
+) -> _Page:
     import pypdfium2.raw as raw
 
     page = document[number - 1]
@@ -101,7 +104,9 @@ def _read_page(document: Any, number: int, plumber: _Plumber) -> _Page:
                 lines.append(_Line(text[start:i].strip(), round(size * 2) / 2, top))
             start = i + 1
         tables: list[list[list[Any]]] = []
-        if _path_count(page, raw) >= TABLE_MIN_PATHS:
+        if _tables_affordable(page, textpage, number, limits, raw) and (
+            _path_count(page, raw) >= TABLE_MIN_PATHS
+        ):
             for bbox, rows in plumber.tables(number - 1):
                 _, top, _, bottom = bbox
                 inside = [ln for ln in lines if top - 1 <= ln.top + 2 <= bottom + 1]
@@ -114,6 +119,25 @@ def _read_page(document: Any, number: int, plumber: _Plumber) -> _Page:
         return _Page(number, lines, tables)
     finally:
         page.close()
+
+
+def _tables_affordable(page: Any, textpage: Any, number: int, limits: Limits, raw: Any) -> bool:
+    """Whether the table finder may look at this page: its cost grows with the text pieces.
+
+    pdfplumber builds an object per character (~0.5 ms each); pdfium's object and character
+    counts are known already, so a page drawing 100,000 glyphs keeps its text, without tables.
+    """
+    pieces = max(raw.FPDFPage_CountObjects(page.raw), textpage.count_chars())
+    if pieces <= limits.max_pdf_table_page_chars:
+        return True
+    logger.info(
+        "page %d draws %d text pieces, over Limits.max_pdf_table_page_chars=%d: "
+        "tables not looked for, text kept",
+        number,
+        pieces,
+        limits.max_pdf_table_page_chars,
+    )
+    return False
 
 
 def _path_count(page: Any, raw: Any) -> int:
@@ -144,8 +168,12 @@ class _Plumber:
             return []
 
     def close(self) -> None:
-        if self._pdf is not None:
-            self._pdf.close()
+        if self._pdf is None:
+            return
+        try:
+            self._pdf.close()  # walks every page again: a page it cannot parse raises here
+        except Exception as exc:  # noqa: BLE001 -- in memory: nothing is left open
+            logger.debug("pdfplumber close failed (%s)", exc)
 
 
 def _drop_running_lines(pages: list[_Page]) -> None:
