@@ -116,9 +116,34 @@ def load_zaragoza() -> list[QA]:
     return out
 
 
+TABLE_SET = Path(__file__).resolve().parent / "data" / "kx40_table_qa.jsonl"
+DEMO_CORPUS = Path(__file__).resolve().parents[1] / "demo" / "corpus"
+
+
+def load_table_set(path: Path = TABLE_SET) -> list[QA]:
+    """Table/code questions written against the demo manual: the gold is a fact (a code, part
+    number, value with unit) that the answer must contain; ``name`` is the source file."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(QA("kx40-tables", row["doc"], row["question"], "", row["fact"]))
+    return out
+
+
 def contains_gold(answer: str, gold: str) -> bool:
     """The gold sentence appears verbatim (whitespace-normalised) in the answer."""
     return " ".join(gold.split()) in " ".join(answer.split())
+
+
+def _fact_form(text: str) -> str:
+    text = text.lower().replace("n.m", "n·m").replace("m3/h", "m³/h").replace("\u2009", " ")
+    return " ".join(text.split())
+
+
+def contains_fact(answer: str, fact: str) -> bool:
+    """The gold fact appears in the answer (case, spacing and N.m/N·m, m3/m³ spelling aside)."""
+    return _fact_form(fact) in _fact_form(answer)
 
 
 # --------------------------------------------------------------------------- WordNet padding
