@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages: OCR, speech synthesis for tests, audio/video decoding, the browser for UI
 # tests, perl-doc for the perlfaq Q/A set (DATA.md), poppler for PDF page previews.
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en
 
 .PHONY: help setup demo test test-slow lint format bench clean bench-check peers
 

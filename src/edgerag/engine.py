@@ -30,6 +30,7 @@ from edgerag.ingest.documents import (
     expand_inputs,
     is_media,
 )
+from edgerag.ingest.structure import context_text
 from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.pipeline import Retriever
@@ -194,7 +195,7 @@ class Engine:
         stale_docs = {row["doc_id"] for row in self.store.items([int(k) for k in stale]).values()}
         for doc_id in sorted(stale_docs):
             op = self.store.materialize(doc_id)
-            rows = {it.key: it.text for it in op.items}
+            rows = {it.key: context_text(it.text, it.metadata) for it in op.items}
             keys = np.array(list(rows), dtype=np.int64)
             op.vectors[spec.name] = SpaceVectors(
                 spec.encoder, spec.version, keys, self.encoder.encode(list(rows.values()))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgerag.errors import ConfigError, MissingExtraError
+from edgerag.ingest.structure import Block, section_path
 from edgerag.types import Chunk
 
 logger = logging.getLogger(__name__)
@@ -182,3 +183,138 @@ def _list_marker(text: str, end: int) -> bool:
     if newline < 0 and window > 0:
         return False  # more than 12 characters since the line began: not a bare marker
     return _LIST_MARKER.fullmatch(text, newline + 1, end) is not None
+
+
+def chunk_blocks(
+    blocks: list[Block],
+    pages: list[tuple[int | None, str]],
+    title: str | None,
+    spans: TokenSpans,
+    size: int = 200,
+    overlap: int = 50,
+) -> list[Chunk]:
+    """Chunk structured blocks: prose in token windows per section, a list or code block whole
+    (windowed only when over ``size``), every table row its own item.
+
+    The section path (:func:`~edgerag.ingest.structure.section_path`) is counted against
+    ``size``, because it is prepended to the text that is embedded and indexed; a chunk's own
+    text stays ``page_text[char_start:char_end]``.
+    """
+    _validate(size, overlap)
+    page_texts = dict(pages)
+    chunks: list[Chunk] = []
+    for group in _groups(blocks):
+        first = group[0]
+        page_text = page_texts[first.page]
+        section = section_path(title, first.section)
+        budget = _budget(spans, section, size)
+        meta: dict[str, Any] = {"section": section} if section else {}
+        if first.kind == "table":
+            lines = _lines(first.text, first.start)
+            for start, end in lines:
+                row_meta = {**meta, "unit": "row", "headers": list(first.headers)}
+                chunks.extend(
+                    _windowed(
+                        page_text,
+                        start,
+                        end,
+                        first.page,
+                        spans,
+                        budget,
+                        overlap,
+                        row_meta,
+                        len(chunks),
+                    )
+                )
+            continue
+        start = first.start
+        end = group[-1].start + len(group[-1].text)
+        unit = "text" if first.kind == "text" else first.kind
+        chunks.extend(
+            _windowed(
+                page_text,
+                start,
+                end,
+                first.page,
+                spans,
+                budget,
+                overlap,
+                {**meta, "unit": unit},
+                len(chunks),
+            )
+        )
+    return chunks
+
+
+def _groups(blocks: list[Block]) -> Iterator[list[Block]]:
+    """Consecutive prose blocks of one page and section form one group; every list, code
+    block or table is a group of its own; headings are left out (they are the section)."""
+    group: list[Block] = []
+    for block in blocks:
+        if block.kind == "heading" or not block.text.strip():
+            if group:
+                yield group
+                group = []
+            continue
+        if block.kind != "text":
+            if group:
+                yield group
+                group = []
+            yield [block]
+            continue
+        if group and (group[0].page, group[0].section) != (block.page, block.section):
+            yield group
+            group = []
+        group.append(block)
+    if group:
+        yield group
+
+
+def _budget(spans: TokenSpans, section: str, size: int) -> int:
+    """Tokens left for the text once the contextual header (``section: ``) is counted; the
+    header never takes more than half a window."""
+    if not section:
+        return size
+    header = len(spans.spans(f"{section}: "))
+    return max(size // 2, size - header)
+
+
+def _lines(text: str, offset: int) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            out.append((offset + pos, offset + pos + len(line)))
+        pos += len(line) + 1
+    return out
+
+
+def _windowed(
+    page_text: str,
+    start: int,
+    end: int,
+    page: int | None,
+    spans: TokenSpans,
+    size: int,
+    overlap: int,
+    metadata: dict[str, Any],
+    position: int,
+) -> list[Chunk]:
+    segment = page_text[start:end]
+    tokens = spans.spans(segment)
+    if not tokens:
+        return []
+    overlap = min(overlap, size - 1)
+    out = []
+    for first, stop in _windows(segment, tokens, size, overlap):
+        a, b = start + tokens[first][0], start + tokens[stop - 1][1]
+        out.append(
+            Chunk(
+                text=page_text[a:b],
+                position=position + len(out),
+                page=page,
+                char_start=a,
+                char_end=b,
+                metadata={"tokens": stop - first, **metadata},
+            )
+        )
+    return out

@@ -13,10 +13,11 @@ import numpy as np
 
 from edgerag.encoders.base import TextEncoder
 from edgerag.errors import InputError, InputTooLargeError
-from edgerag.ingest.chunking import TokenSpans, chunk_pages
+from edgerag.ingest.chunking import TokenSpans, chunk_blocks, chunk_pages
 from edgerag.ingest.extract import extract, supported_suffixes
 from edgerag.ingest.limits import Limits
 from edgerag.ingest.media import MEDIA_SUFFIXES, media_modality
+from edgerag.ingest.structure import context_text
 from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.types import item_key
 
@@ -123,7 +124,17 @@ def build_op(
 ) -> Op:
     """Extract, chunk and encode one input into an upsert op (raises InputError)."""
     extracted = extract(raw.source, raw.data, limits)
-    chunks = chunk_pages(extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap)
+    if extracted.blocks:
+        chunks = chunk_blocks(
+            extracted.blocks,
+            extracted.pages,
+            extracted.title,
+            spans,
+            size=chunk_tokens,
+            overlap=chunk_overlap,
+        )
+    else:
+        chunks = chunk_pages(extracted.pages, spans, size=chunk_tokens, overlap=chunk_overlap)
     if not chunks:
         raise InputError(raw.source, "no text to index")
     items = [
@@ -142,13 +153,15 @@ def build_op(
         )
         for c in chunks
     ]
-    vectors = encoder.encode([c.text for c in chunks])
+    # Contextual chunk headers: the section path is embedded with the text (not stored in it).
+    embedded = [context_text(c.text, c.metadata) for c in chunks]
+    vectors = encoder.encode(embedded)
     keys = [it.key for it in items]
     document = _document(raw, extracted, metadata, chash)
     key_array = np.array(keys, dtype=np.int64)
     spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, key_array, vectors)}
     if clip is not None:
-        joint = clip.encode_text([c.text for c in chunks])
+        joint = clip.encode_text(embedded)
         spaces[JOINT_SPACE] = SpaceVectors(clip.id, clip.version, key_array, joint)
     return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
+from edgerag.ingest.structure import context_text
 from edgerag.retrieval.filters import Filters, where_clause
 from edgerag.store.ops import DELETE, UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.store.schema import migrate
@@ -229,7 +230,11 @@ class Store:
                 ),
             )
             conn.execute("DELETE FROM items_fts WHERE rowid = ?", (it.key,))
-            conn.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (it.key, it.text))
+            # BM25 sees the section path too (contextual header); the stored text stays clean.
+            conn.execute(
+                "INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
+                (it.key, context_text(it.text, it.metadata)),
+            )
 
     @staticmethod
     def _put_vectors(conn: sqlite3.Connection, space: str, sv: SpaceVectors) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgerag.errors import InputError, InputTooLargeError
 from edgerag.ingest.limits import Limits, human_bytes
+from edgerag.ingest.structure import Block
 from edgerag.types import Modality
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,8 @@ logger = logging.getLogger(__name__)
 FORMATS: dict[str, tuple[str, str]] = {
     ".txt": ("text", "text/plain"),
     ".log": ("text", "text/plain"),
-    ".md": ("text", "text/markdown"),
-    ".markdown": ("text", "text/markdown"),
+    ".md": ("markdown", "text/markdown"),
+    ".markdown": ("markdown", "text/markdown"),
     ".rst": ("text", "text/x-rst"),
     ".csv": ("text", "text/csv"),
     ".json": ("text", "application/json"),
@@ -52,6 +53,9 @@ class Extracted:
         pages: ``(page number 1-based or None, text)``; PDFs have one entry per page, empty
             pages included so numbering stays exact.
         metadata: Format details, e.g. ``{"format": "pdf", "pages": 12, "title": ...}``.
+        blocks: Structure (paragraphs, lists, code, table rows under their section path) when
+            the format shows it; ``pages`` is then exactly the blocks joined. Empty for plain
+            text, which is chunked as token windows of the pages.
     """
 
     source: str
@@ -60,6 +64,7 @@ class Extracted:
     title: str | None
     pages: list[tuple[int | None, str]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    blocks: list[Block] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -140,6 +145,10 @@ def _handler(module: str) -> Callable[[str, bytes, Limits, str], Extracted]:
         from edgerag.ingest.extract.pdf import extract_pdf
 
         return extract_pdf
+    if module == "markdown":
+        from edgerag.ingest.extract.markdown import extract_markdown
+
+        return extract_markdown
     if module == "html":
         from edgerag.ingest.extract.html import extract_html
 

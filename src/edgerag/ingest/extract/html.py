@@ -16,6 +16,7 @@ from edgerag.errors import InputError
 from edgerag.ingest.extract import Extracted
 from edgerag.ingest.extract.text import decode_text, normalize_text
 from edgerag.ingest.limits import Limits
+from edgerag.ingest.structure import Block, assemble_pages, table_block
 from edgerag.types import Modality
 
 logger = logging.getLogger(__name__)
@@ -95,18 +96,132 @@ def extract_html(source: str, data: bytes, limits: Limits, mime: str) -> Extract
     except Exception as exc:  # html.parser is lenient, but a library error must not escape
         raise InputError(source, f"could not parse HTML ({type(exc).__name__}: {exc})") from exc
     title = _title(soup)
-    writer = _LineWriter()
-    _walk(soup, writer, bs4)
-    text = normalize_text(writer.text())
-    if not text.strip():
+    walker = _BlockWalker(bs4)
+    walker.walk(soup)
+    blocks = walker.finish()
+    if not blocks:
         raise InputError(source, "no extractable text in the HTML (only markup or scripts)")
+    pages = assemble_pages(blocks)
     metadata = {
         "format": "html",
         "encoding": encoding,
-        "chars": len(text),
+        "chars": len(pages[0][1]),
         "title": title,
     }
-    return Extracted(source, Modality.TEXT, mime, title, [(None, text)], metadata)
+    return Extracted(source, Modality.TEXT, mime, title, pages, metadata, blocks=blocks)
+
+
+class _BlockWalker:
+    """Walks the DOM once: headings set the section path; tables, lists, definition lists and
+    ``<pre>`` become blocks of their own; all other visible text gathers into prose blocks."""
+
+    def __init__(self, bs4: Any) -> None:
+        self._bs4 = bs4
+        self._blocks: list[Block] = []
+        self._headings: list[tuple[int, str]] = []
+        self._prose = _LineWriter()
+
+    @property
+    def _section(self) -> tuple[str, ...]:
+        return tuple(h for _, h in self._headings)
+
+    def _flush(self) -> None:
+        text = normalize_text(self._prose.text())
+        self._prose = _LineWriter()
+        if text.strip():
+            self._blocks.append(Block("text", text, self._section))
+
+    def _emit(self, kind: str, text: str) -> None:
+        self._flush()
+        text = normalize_text(text, keep_indent=kind in ("code", "list"))
+        if text.strip():
+            self._blocks.append(Block(kind, text, self._section))
+
+    def finish(self) -> list[Block]:
+        self._flush()
+        return self._blocks
+
+    def walk(self, node: Any) -> None:
+        bs4 = self._bs4
+        for child in node.children:
+            if isinstance(child, bs4.NavigableString):
+                if type(child) is bs4.NavigableString:
+                    self._prose.add(str(child))
+                continue
+            name = child.name
+            if name in DROP or _hidden(child):
+                continue
+            if name in HEADINGS:
+                heading = _SPACES.sub(" ", child.get_text(" ")).strip()
+                if heading:
+                    self._flush()
+                    level = int(name[1])
+                    self._headings = [h for h in self._headings if h[0] < level]
+                    self._blocks.append(Block("heading", heading, self._section))
+                    self._headings.append((level, heading))
+            elif name == "table":
+                self._table(child)
+            elif name in ("ul", "ol"):
+                writer = _LineWriter()
+                _walk(child, writer, bs4)
+                self._emit("list", writer.text())
+            elif name == "dl":
+                self._emit("list", _definitions(child))
+            elif name == "pre":
+                self._emit("code", child.get_text().strip("\n"))
+            elif name in PARAGRAPHS:
+                self._prose.paragraph()
+                self.walk(child)
+                self._prose.paragraph()
+            else:
+                # Inline or line-level markup outside a table/list: the original walker knows
+                # its line breaks, but must not descend into headings/tables, so recurse here.
+                if name in LINES or name == "br":
+                    self._prose.line()
+                if name == "img" and child.get("alt"):
+                    self._prose.add(f" {child.get('alt')} ")
+                self.walk(child)
+                if name in LINES:
+                    self._prose.line()
+
+    def _table(self, table: Any) -> None:
+        rows = []
+        header_rows = 0
+        for tr in table.find_all("tr"):
+            if tr.find_parent("table") is not table:
+                continue  # a nested table's rows belong to that table
+            cells = tr.find_all(CELLS, recursive=False)
+            if not cells:
+                continue
+            if not rows and all(c.name == "th" for c in cells) or tr.find_parent("thead"):
+                header_rows += 1
+            rows.append([_SPACES.sub(" ", c.get_text(" ")).strip() for c in cells])
+        caption = table.find("caption")
+        section = self._section
+        if caption is not None and caption.get_text(strip=True):
+            section = (*section, _SPACES.sub(" ", caption.get_text(" ")).strip())
+        block = table_block(rows, section, has_header=header_rows > 0)
+        if block is not None:
+            self._flush()
+            self._blocks.append(block)
+
+
+def _definitions(dl: Any) -> str:
+    """``<dt>term</dt><dd>definition</dd>`` as ``"term: definition"`` lines."""
+    lines: list[str] = []
+    term = ""
+    for child in dl.find_all(["dt", "dd"]):
+        text = _SPACES.sub(" ", child.get_text(" ")).strip()
+        if child.name == "dt":
+            if term:
+                lines.append(term)
+            term = text
+        else:
+            lines.append(f"{term}: {text}" if term else text)
+            term = ""
+    if term:
+        lines.append(term)
+    return "\n".join(lines)
 
 
 def _decode(source: str, data: bytes) -> tuple[str, str]:
