@@ -187,6 +187,7 @@ class _Context:
     encoder: Any = None  # for the extractive composer's unit cosines
     query_vector: np.ndarray | None = None
     heard: str | None = None
+    k: int = 5  # sources shown: the pool is cut to k (plus any cited beyond it) at the end
 
     def extractive_text(self, generator: ExtractiveGenerator) -> str:
         return generator.compose(
@@ -195,6 +196,7 @@ class _Context:
 
 
 _EXTRACTIVE = ExtractiveGenerator()
+COMPOSER_POOL = 10
 
 
 def _reranker(engine: Engine) -> Reranker | None:
@@ -275,17 +277,20 @@ def _prepare(
     reranker = _reranker(engine)
     qvec = _query_vector(engine, q, mode)
     t_enc = time.perf_counter()
-    top_n = reranker.top_n if reranker is not None else k
-    response = engine.search(q, k=max(k, top_n), filters=filters, mode=mode)
+    # The extractive composer reads units from a wider pool than the k sources it shows: the
+    # answer often sits in the 6th-10th hit (a table row, a log entry). Cited hits are kept.
+    pool = max(k, COMPOSER_POOL) if isinstance(generator or _EXTRACTIVE, ExtractiveGenerator) else k
+    top_n = reranker.top_n if reranker is not None else pool
+    response = engine.search(q, k=max(pool, top_n), filters=filters, mode=mode)
     t_ret = time.perf_counter()
     if q.image is None and q.audio is None:
-        hits = response.hits[:k]
+        hits = response.hits[:pool]
         if reranker is not None:
-            hits = reranker.rerank(q.text or "", response.hits, engine, qvec)[:k]
+            hits = reranker.rerank(q.text or "", response.hits, engine, qvec)[:pool]
         question = q.text or ""
     else:
         question = " ".join(response.query_texts.values()) or f"(question: {q.describe()})"
-        hits = _media_question_sources(engine, q, question, response.hits, k, filters, mode)
+        hits = _media_question_sources(engine, q, question, response.hits, pool, filters, mode)
     t_rr = time.perf_counter()
     prompt = _builder(engine).build(question, hits)
     t_pr = time.perf_counter()
@@ -300,6 +305,7 @@ def _prepare(
     ctx.encoder = getattr(engine, "encoder", None)
     ctx.query_vector = qvec if q.image is None and q.audio is None else None
     ctx.heard = response.query_texts.get("audio") if q.audio is not None else None
+    ctx.k = k
     return ctx
 
 
@@ -309,11 +315,18 @@ def _generate(ctx: _Context) -> str:
     return ctx.generator.generate(ctx.prompt)
 
 
+def sources_of(ctx: _Context) -> list[Hit]:
+    return ctx.prompt.sources
+
+
 def _finish(ctx: _Context, text: str, t_gen: float, renumbered: bool | None = None) -> Answer:
     """``renumbered``: None = number citations in order of appearance now; True = done already
     (extractive stream); False = keep the ranked numbering (a streamed LLM answer)."""
     if renumbered is None:
         text, ctx.prompt.sources = renumber(text, ctx.prompt.sources)
+    if renumbered is not False:  # cited sources come first: cut the rest of the pool to k
+        cited = {int(n) for m in _MARKER.finditer(text) for n in re.findall(r"\d+", m.group(1))}
+        ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
     answer, citations = ground(text, ctx.prompt.sources)
     now = time.perf_counter()
     ctx.timings["generate"] = (now - t_gen) * 1000
@@ -383,6 +396,8 @@ def ask_stream(
         composed, ctx.prompt.sources = renumber(
             ctx.extractive_text(ctx.generator), ctx.prompt.sources
         )
+        cited = {int(n) for m in _MARKER.finditer(composed) for n in re.findall(r"\d+", m.group(1))}
+        ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
     first: dict[str, Any] = {
         "type": "sources",
         "sources": [h.to_dict() for h in ctx.prompt.sources],

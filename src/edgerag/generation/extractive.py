@@ -88,7 +88,8 @@ def identifiers(text: str) -> set[str]:
     """Normalised identifiers of ``text``: "E-107", "E107" and "e 107" all give "e107"."""
     found = {re.sub(r"[^a-z0-9]", "", m.group(0).lower()) for m in _IDENT.finditer(text)}
     # "e 107" / "E 107": a letter group followed by a number, spoken or typed apart
-    for m in re.finditer(r"\b([A-Za-z]{1,3})[\s-](\d{2,})\b", text):
+    # (upper-case letters, or one letter: "of 14" is not an identifier)
+    for m in re.finditer(r"\b([A-Z]{1,3}|[b-hj-z])[\s-](\d{2,})\b", text):
         found.add((m.group(1) + m.group(2)).lower())
     return found
 
@@ -131,7 +132,8 @@ class ExtractiveGenerator(Generator):
             against the other set's answers (out of domain) and against their own.
         keep_ratio: further units must score at least this fraction of the best one.
         weights: score weights (see :class:`ComposerWeights`).
-        encoder: the text encoder for unit cosines (set per call by ``edgerag.answer``).
+        unit_sources: units are taken from this many top sources.
+        max_encoded: units (best by the other scores) whose cosine is computed.
     """
 
     name = "extractive"
@@ -145,6 +147,8 @@ class ExtractiveGenerator(Generator):
         keep_ratio: float = 0.8,
         weights: ComposerWeights | None = None,
         max_sentences: int | None = None,
+        unit_sources: int = 10,
+        max_encoded: int = 24,
     ) -> None:
         self.max_units = max_sentences or max_units
         self.max_chars = max_chars
@@ -152,7 +156,8 @@ class ExtractiveGenerator(Generator):
         self.min_cosine = min_cosine
         self.keep_ratio = keep_ratio
         self.weights = weights or ComposerWeights()
-        self.unit_sources = 5  # units are taken from the top sources only
+        self.unit_sources = unit_sources
+        self.max_encoded = max_encoded
 
     # ------------------------------------------------------------------------- selection
     def candidates(self, sources: Sequence[Hit]) -> list[Candidate]:
@@ -169,56 +174,73 @@ class ExtractiveGenerator(Generator):
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Candidate]:
-        """The supporting units, best first (empty when nothing supports an answer)."""
+        """The supporting units, best first (empty when nothing supports an answer).
+
+        Every unit is scored lexically first (cheap); only the best ``max_encoded`` are encoded
+        for their cosine, in one batch, which bounds the composer's cost on long sources.
+        """
         candidates = self.candidates(sources)
         if not candidates:
             return []
+        w = self.weights
+        self._score_lexical(question, sources, candidates)
+        candidates = [c for c in candidates if c.score > float("-inf")]
+        candidates.sort(key=lambda c: -c.score)
+        candidates = candidates[: self.max_encoded]
+        if not candidates:
+            return []
+        cosines = _unit_cosines(question, candidates, encoder, query_vector)
+        for i, cand in enumerate(candidates):
+            source_cos = _cosine(sources[cand.source - 1]) or 0.0
+            cand.cosine = cosines[i] if cosines is not None else source_cos
+            cand.score += w.cosine * cand.cosine
+        # The question is answerable when some unit is close in meaning or covers its terms.
+        if not any(
+            c.coverage >= self.min_coverage or c.cosine >= self.min_cosine for c in candidates
+        ):
+            return []
+        candidates.sort(key=lambda c: (-c.score, c.source, c.position))
+        return self._pick(candidates)
+
+    def _score_lexical(
+        self, question: str, sources: Sequence[Hit], candidates: list[Candidate]
+    ) -> None:
+        """Everything but the cosine: coverage, entities, answer type, rank and position."""
+        w = self.weights
         term_sets = [set(content_terms(f"{c.context} {c.text}")) for c in candidates]
         weights = _term_weights(question, term_sets)
         total = sum(weights.values())
         q_ids = identifiers(question)
-        cosines = _unit_cosines(question, candidates, encoder, query_vector)
-        asks_value, asks_part = (
-            bool(_ASKS_VALUE.search(question)),
-            bool(_ASKS_PART.search(question)),
-        )
+        asks_value = bool(_ASKS_VALUE.search(question))
+        asks_part = bool(_ASKS_PART.search(question))
         asks_action = bool(_ASKS_ACTION.search(question))
         hit_ids = [identifiers(h.text) for h in sources[: self.unit_sources]]
-        w = self.weights
-        supported = []
-        for i, (cand, terms) in enumerate(zip(candidates, term_sets, strict=True)):
-            hit = sources[cand.source - 1]
+        for cand, terms in zip(candidates, term_sets, strict=True):
             cand.coverage = sum(x for t, x in weights.items() if t in terms) / total if total else 0
             ids = identifiers(f"{cand.context} {cand.text}")
+            if q_ids and not q_ids & ids and _names_another(q_ids, ids):
+                cand.score = float("-inf")  # "what is E-107?" is not answered by E-114's row
+                continue
             # half for the unit naming the asked identifiers, half for its source naming them
             # (a log entry under "P-2B" need not repeat the tag)
             in_source = hit_ids[cand.source - 1]
             cand.entity = (
                 0.5 * (len(q_ids & ids) + len(q_ids & in_source)) / len(q_ids) if q_ids else 0.0
             )
-            source_cos = _cosine(hit)
-            cand.cosine = cosines[i] if cosines is not None else (source_cos or 0.0)
-            if q_ids and not q_ids & ids and _names_another(q_ids, ids):
-                continue  # "what is E-107?" is not answered by a unit about E-114
-            if cand.coverage < self.min_coverage and cand.cosine < self.min_cosine:
-                continue
             typed = (
                 (asks_value and bool(_VALUE.search(cand.text)))
                 or (asks_part and bool(_PART.search(cand.text)))
                 or (asks_action and bool(_IMPERATIVE.search(cand.text)))
             )
+            source_cos = _cosine(sources[cand.source - 1]) or 0.0
             cand.score = (
-                w.cosine * cand.cosine
-                + w.coverage * cand.coverage
+                w.coverage * cand.coverage
                 + w.entity * cand.entity
                 + w.answer_type * typed
-                + w.source * (source_cos or 0.0)
+                + w.source * source_cos
                 + w.rank / (1.0 + 0.5 * (cand.source - 1))
                 + w.position / (1.0 + cand.position)
             )
-            supported.append(cand)
-        supported.sort(key=lambda c: (-c.score, c.source, c.position))
-        return self._pick(supported)
 
     def _pick(self, ranked: list[Candidate]) -> list[Candidate]:
         picked: list[Candidate] = []

@@ -37,6 +37,7 @@ _ROW_SEPARATOR = " · "
 _LOG_ENTRY = re.compile(r"^\s*\d{1,2}:\d{2}\s")
 _DATED_HEADER = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\b")
 MAX_ENTRY_CHARS = 400
+_ENDS = (".", "!", "?", ")", '"', "'", ":", "”")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def row_sentence(cells: list[str], headers: list[str] | None) -> str:
 def row_item_sentence(text: str) -> str:
     """A row item from extraction ("Code E-107 · Type T · Meaning: …") read as a sentence."""
     flat = _WHITESPACE.sub(" ", text).strip()
-    parts = [clean_inline(p) for p in flat.split(_ROW_SEPARATOR.strip()) if p.strip()]
+    parts = [clean_inline(p) for p in flat.split(_ROW_SEPARATOR) if p.strip()]
     sentence = "; ".join(p for p in parts if p)
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
 
@@ -184,7 +185,16 @@ def units(hit: Hit) -> list[Unit]:
         else:
             pieces = [(t, "sentence", c) for t, c in _text_units(lines, code=kind == "code")]
         out.extend(Unit(t, k, len(out) + i, c) for i, (t, k, c) in enumerate(pieces))
-    return out
+    return _without_cut_ends(out)
+
+
+def _without_cut_ends(found: list[Unit]) -> list[Unit]:
+    """A token-window chunk can start or end mid-sentence: those pieces are not units."""
+    if found and found[0].kind == "sentence" and found[0].text[:1].islower():
+        found = found[1:]
+    if found and found[-1].kind == "sentence" and not found[-1].text.endswith(_ENDS):
+        found = found[:-1]
+    return found
 
 
 def first_sentence(text: str) -> str:
