@@ -379,6 +379,10 @@ class Engine:
             raise NotFoundError(f"document {doc_id!r} not found")
         return doc
 
+    def entity(self, name: str) -> dict[str, Any]:
+        """Where an entity (``E-107``, ``e107``, ``KX40-CPL-140E``) appears, and its neighbours."""
+        return self.store.entity(name)
+
     def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return self.store.documents(limit, offset)
 

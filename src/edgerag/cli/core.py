@@ -263,6 +263,33 @@ def delete(doc_id: str, db: Path) -> None:
 
 
 @main.command()
+@click.argument("name")
+@DB
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def entities(name: str, db: Path, as_json: bool) -> None:
+    """Where an entity appears (alarm code, part number, tag...; any spelling: e107 = E-107)."""
+    with open_engine(db) as engine:
+        found = engine.entity(name)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False))
+        return
+    click.echo(f"{found['name']} ({found['kind']}): {found['items']} item(s)")
+    for doc in found["documents"]:
+        click.echo(f"  {doc['source']}")
+        for item in doc["items"]:
+            where = " · ".join(
+                str(part)
+                for part in (item["section"], f"p. {item['page']}" if item["page"] else None)
+                if part
+            )
+            text = " ".join(item["text"].split())
+            click.echo(f"    [{where or item['id']}] {text[:120]}")
+    if found["neighbours"]:
+        names = ", ".join(n["name"] for n in found["neighbours"][:20])
+        click.echo(f"  neighbours: {names}")
+
+
+@main.command()
 @DB
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stats(db: Path, as_json: bool) -> None:

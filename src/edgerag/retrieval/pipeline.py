@@ -155,6 +155,14 @@ class Retriever:
                 rankings[name] = self.engine.store.bm25(fts_match(text), n, filters)
                 plan.append("bm25")
             timer.lap("bm25")
+        if mode == "hybrid" and encoded.bm25_text():
+            # Exact entity matches (E-107, KX40-CPL-140E) as one more ranked list; absent when
+            # the query names no entity the store knows.
+            entity = self.engine.store.entity_hits(encoded.bm25_text(), n, filters)
+            if entity:
+                rankings["entity"] = entity
+                plan.append("entity")
+            timer.lap("entity")
         return rankings, plan
 
     def _fuse(

@@ -22,13 +22,13 @@ from edgerag.server.auth import KeyStore
 from edgerag.server.limits import BodyLimitMiddleware
 from edgerag.server.metrics import Metrics, MetricsMiddleware
 from edgerag.server.originals import Originals
-from edgerag.server.routes import documents, query, system
+from edgerag.server.routes import documents, entities, query, system
 from edgerag.server.routes.system import STATIC
 from edgerag.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (system.router, documents.router, query.router)
+ROUTERS = (system.router, documents.router, query.router, entities.router)
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAPI:

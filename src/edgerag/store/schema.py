@@ -40,6 +40,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX oplog_doc ON oplog(doc_id);
     """,
+    # 2: the entity graph (edgerag.entities.graph): exact entity index + co-occurrence edges.
+    # Stores from migration 1 are backfilled from their item texts on open.
+    """
+    CREATE TABLE entities (name TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE entity_items (
+        name TEXT NOT NULL, key INTEGER NOT NULL, weight REAL NOT NULL DEFAULT 1,
+        PRIMARY KEY (name, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX entity_items_key ON entity_items(key);
+    CREATE TABLE entity_edges (
+        a TEXT NOT NULL, b TEXT NOT NULL, relation TEXT NOT NULL, doc_id TEXT NOT NULL,
+        PRIMARY KEY (a, b, relation, doc_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX entity_edges_doc ON entity_edges(doc_id);
+    INSERT OR REPLACE INTO meta VALUES ('entities_backfill', 'pending');
+    """,
 ]
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.entities import graph as entity_graph
+from edgerag.entities import normalize as normalize_entity
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
 from edgerag.ingest.structure import context_text
 from edgerag.retrieval.filters import Filters, where_clause
@@ -56,8 +58,10 @@ class Store:
         try:
             self._writer = self._connect(write=True)
             migrate(self._writer)
+            self._backfill_entities()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
+        self._counted: tuple[int, int] = (-1, 0)  # (LSN, item count) for entity IDF
 
     # connections -------------------------------------------------------------------------
     def _connect(self, write: bool) -> sqlite3.Connection:
@@ -99,6 +103,22 @@ class Store:
                 "INSERT OR REPLACE INTO spaces VALUES (?, ?, ?, ?, ?)",
                 (spec.name, spec.encoder, spec.version, spec.dim, spec.metric),
             )
+
+    def _backfill_entities(self) -> None:
+        """A store created before the entity graph (migration 2) gets its graph once."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'entities_backfill'").fetchone()
+            if row is not None:
+                done = entity_graph.backfill(conn)
+                conn.execute("DELETE FROM meta WHERE key = 'entities_backfill'")
+                if done:
+                    logger.info("entity graph built for %d existing documents", done)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # writes ------------------------------------------------------------------------------
     def apply(self, op: Op) -> int:
@@ -161,6 +181,8 @@ class Store:
 
     def _apply_rows(self, conn: sqlite3.Connection, op: Op) -> set[int]:
         old = {r[0] for r in conn.execute("SELECT key FROM items WHERE doc_id = ?", (op.doc_id,))}
+        # The entity graph is derived from the item texts here, in the same transaction.
+        entity_graph.unindex_document(conn, op.doc_id, old)
         if op.kind == DELETE:
             self._delete_keys(conn, old)
             conn.execute("DELETE FROM documents WHERE doc_id = ?", (op.doc_id,))
@@ -171,6 +193,7 @@ class Store:
         self._delete_keys(conn, old - new)
         self._put_document(conn, op.document, op.ts)
         self._put_items(conn, op.doc_id, op.items, op.document.metadata)
+        entity_graph.index_document(conn, op.doc_id, op.items)
         for space, sv in op.vectors.items():
             self._put_vectors(conn, space, sv)
         return old | new
@@ -384,6 +407,33 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise ConfigError(f"bad full-text query {match!r}: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    # entity graph (edgerag.entities.graph) --------------------------------------------------
+    def entity_items(self, names: list[str]) -> dict[str, list[int]]:
+        """Entity name (normalised) → keys of the items naming it."""
+        return entity_graph.items_of(self._reader, names)
+
+    def entity_neighbours(self, name: str) -> list[str]:
+        """Entities one hop from ``name``: named in the same table row or the same section."""
+        return entity_graph.neighbours(self._reader, name)
+
+    def entity_hits(
+        self, query_text: str, k: int, filters: Filters | None = None
+    ) -> list[tuple[int, float]]:
+        """Items ranked by the entities of ``query_text`` (exact, then one hop, lower)."""
+        allowed = {int(key) for key in self.filter_keys(filters)} if filters else None
+        lsn = self.last_lsn()
+        if self._counted[0] != lsn:
+            self._counted = (lsn, sum(self.count_items().values()))
+        return entity_graph.hits(self._reader, query_text, k, allowed, total=self._counted[1])
+
+    def entity(self, name: str) -> dict[str, Any]:
+        """Where entity ``name`` (any spelling: ``e107``) appears; NotFoundError if nowhere."""
+        normalised = normalize_entity(name)
+        found = entity_graph.report(self._reader, normalised)
+        if found is None:
+            raise NotFoundError(f"entity {name!r} ({normalised}) is not named in any item")
+        return found
 
     def count_items(self) -> dict[str, int]:
         rows = self._reader.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality")
