@@ -115,12 +115,15 @@ def _where(hit: Hit) -> str:
 
 
 def _confident(labels: Any) -> list[str]:
-    """Label names at or above the display threshold: guesses below it are never shown."""
+    """Label names to show: model guesses (``[name, p]``) at or above the display threshold;
+    plain names (labels a person gave, no probability) as they are."""
     from edgerag.ingest.media import LABEL_TEXT_MIN_PROB
 
     out = []
-    for entry in labels:
-        if isinstance(entry, list | tuple) and len(entry) == 2:
+    for entry in labels if isinstance(labels, list | tuple) else [labels]:
+        if isinstance(entry, str):
+            out.append(entry)
+        elif isinstance(entry, list | tuple) and len(entry) == 2:
             name, p = entry
             if isinstance(p, int | float) and p >= LABEL_TEXT_MIN_PROB:
                 out.append(str(name))
