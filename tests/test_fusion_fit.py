@@ -59,6 +59,14 @@ def test_weighted_fusion_normalises_each_list():
     assert [k for k, _ in only_dense][:2] == [1, 2] and {k for k, _ in only_dense} == {1, 2, 3}
 
 
+def test_entity_questions_use_their_own_weights():
+    weights = FusionWeights({"dense": 1.0, "bm25": 0.0}, with_entity={"dense": 0.0, "bm25": 1.0})
+    plain = {"dense": [(1, 0.9), (2, 0.1)], "bm25": [(2, 5.0), (1, 1.0)]}
+    assert weighted_fusion(plain, weights)[0][0] == 1
+    named = {**plain, "entity": [(2, 1.0)]}
+    assert weighted_fusion(named, weights)[0][0] == 2
+
+
 @pytest.fixture(scope="module")
 def demo_engine(tmp_path_factory):
     """The demo corpus (text documents) with the real MiniLM encoder."""

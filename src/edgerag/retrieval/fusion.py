@@ -47,36 +47,49 @@ WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 class FusionWeights:
     """Per-signal weights of :func:`weighted_fusion`, fitted by ``scripts/fit_fusion.py``.
 
-    ``weights`` maps a ranking's name ("dense", "bm25", "entity", …) to its weight; a ranking
-    with no weight of its own gets ``default``. ``fitted_on`` records what they were fitted on.
+    Two weight sets, chosen per query by one feature: whether the query names an entity the
+    collection knows (the ``entity`` list is present). Questions that name a code or part
+    number are answered by exact matches (BM25, the entity index); prose questions by meaning
+    (dense). A ranking with no weight of its own gets ``default``.
     """
 
     weights: dict[str, float]
     default: float = 0.0
     fitted_on: str = ""
+    with_entity: dict[str, float] | None = None
 
-    def of(self, name: str) -> float:
+    def of(self, name: str, entity_query: bool = False) -> float:
+        table = self.with_entity if entity_query and self.with_entity else self.weights
         # late fusion names extra lists "bm25:1", "text:audio", ...: weigh them like their kind
         base = name.split(":", 1)[0]
-        return self.weights.get(name, self.weights.get(base, self.default))
+        return table.get(name, table.get(base, self.default))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"weights": self.weights, "default": self.default, "fitted_on": self.fitted_on},
-            indent=2,
-            sort_keys=True,
-        )
+        out: dict[str, object] = {
+            "weights": self.weights,
+            "default": self.default,
+            "fitted_on": self.fitted_on,
+        }
+        if self.with_entity:
+            out["with_entity"] = self.with_entity
+        return json.dumps(out, indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: Path | str = WEIGHTS_FILE) -> FusionWeights:
         try:
             raw = json.loads(Path(path).read_text())
             weights = {str(k): float(v) for k, v in raw["weights"].items()}
+            with_entity = raw.get("with_entity")
+            if with_entity is not None:
+                with_entity = {str(k): float(v) for k, v in with_entity.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: not a fusion weights file: {exc}") from exc
-        if any(w < 0 for w in weights.values()) or not any(weights.values()):
-            raise ValueError(f"{path}: fusion weights must be non-negative and not all zero")
-        return cls(weights, float(raw.get("default", 0.0)), str(raw.get("fitted_on", "")))
+        for table in (weights, with_entity or {"_": 1.0}):
+            if any(w < 0 for w in table.values()) or not any(table.values()):
+                raise ValueError(f"{path}: fusion weights must be non-negative and not all zero")
+        return cls(
+            weights, float(raw.get("default", 0.0)), str(raw.get("fitted_on", "")), with_entity
+        )
 
 
 @functools.cache
@@ -105,15 +118,17 @@ def weighted_fusion(
     weights: FusionWeights,
     limit: int = 10,
 ) -> list[tuple[int, float]]:
-    """Convex score fusion: ``sum_i w_i * minmax_i(score)``, divided by ``sum_i w_i``.
+    """Convex score fusion: ``sum_i w_i * minmax_i(score)``, divided by ``sum_i w_i``; the
+    weight set depends on whether the query names a known entity (see :class:`FusionWeights`).
 
     A candidate absent from a list scores 0 for it (below every candidate the list returned).
     Ties are broken by key for stability.
     """
-    total = sum(weights.of(name) for name in rankings) or 1.0
+    entity_query = bool(rankings.get("entity"))
+    total = sum(weights.of(name, entity_query) for name in rankings) or 1.0
     scores: dict[int, float] = {}
     for name, ranking in rankings.items():
-        w = weights.of(name)
+        w = weights.of(name, entity_query)
         if w == 0:
             continue
         for key, s in normalise(ranking).items():

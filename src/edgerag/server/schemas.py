@@ -112,6 +112,7 @@ class SearchOut(BaseModel):
     timings_ms: dict[str, float]
     mode: str
     plan: str
+    heard: str | None = None  # transcript of a spoken question
 
 
 class CitationOut(BaseModel):
@@ -133,6 +134,7 @@ class AskOut(BaseModel):
     timings_ms: dict[str, float]
     partial: bool
     generator: str
+    heard: str | None = None  # transcript of a spoken question, shown as "heard: …"
 
 
 class AnswerOut(BaseModel):

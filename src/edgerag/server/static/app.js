@@ -208,6 +208,7 @@ async function doAsk() {
   for await (const event of sseEvents(response)) {
     if (event.type === "sources") {
       sources = event.sources;
+      showHeard(event.heard);
       renderSources(sources, null);
       $("#answer-text").textContent = "";
       $("#citations").replaceChildren();
@@ -224,7 +225,19 @@ async function doAsk() {
   }
 }
 
+// The transcript of a spoken question, above the answer (one element, made on first use).
+function showHeard(heard) {
+  let el = $("#heard");
+  if (!el) {
+    el = Object.assign(document.createElement("p"), { id: "heard", className: "muted" });
+    $("#answer-text").before(el);
+  }
+  el.textContent = heard ? `heard: ${heard}` : "";
+  el.hidden = !heard;
+}
+
 function finishAnswer(data, sources) {
+  showHeard(data.heard);
   renderSources(sources, null);
   renderAnswer(data.answer, data.citations, sources);
   $("#generator").textContent = data.generator ? `(${data.generator}${data.partial ? ", partial" : ""})` : "";
