@@ -55,6 +55,9 @@ _ASKS_VALUE = re.compile(
     re.I,
 )
 _ASKS_PART = re.compile(r"\b(part number|part no|order|spare)\b", re.I)
+# "What should I do (about this)?" asks for an instruction and nothing else: when some units
+# are instructions, only they may answer it.
+_ASKS_ONLY_ACTION = re.compile(r"\bwhat (should|must|can|do) (i|we|you) do\b|\bwhat to do\b", re.I)
 _ASKS_ACTION = re.compile(
     r"\b(what (should|do|must|can) (i|we|you) do|what to do|how (do|should|can|to) (i|we|you)?|"
     r"what action|procedure|steps?)\b",
@@ -63,7 +66,7 @@ _ASKS_ACTION = re.compile(
 # Units that tell the reader to do something: an "Action:" cell, or a sentence that opens with
 # a maintenance verb ("Clean the basket monthly …", "Swap to standby, clean basket …").
 _IMPERATIVE = re.compile(
-    r"(^|; )(Action|First action)?:?\s*(check|clean|replace|open|close|isolate|remove|tighten|"
+    r"(^|; )(Action|First action|Task)?:?\s*(check|clean|replace|open|close|isolate|remove|tighten|"
     r"swap|switch|vent|inspect|wash|fit|refit|record|drain|stop|start|re-align|align|regrease|"
     r"grease|lift|turn|wait|call|plan|read|test|keep|use|re-torque|reset|export|fill|count)\b",
     re.I,
@@ -185,6 +188,9 @@ class ExtractiveGenerator(Generator):
         w = self.weights
         self._score_lexical(question, sources, candidates)
         candidates = [c for c in candidates if c.score > float("-inf")]
+        if _ASKS_ONLY_ACTION.search(question):
+            instructions = [c for c in candidates if _IMPERATIVE.search(c.text)]
+            candidates = instructions or candidates
         candidates.sort(key=lambda c: -c.score)
         candidates = candidates[: self.max_encoded]
         if not candidates:
