@@ -191,7 +191,7 @@ class _Context:
 
     def extractive_text(self, generator: ExtractiveGenerator) -> str:
         return generator.compose(
-            self.prompt.question, self.prompt.sources, self.encoder, self.query_vector
+            self.prompt.question, self.prompt.sources, self.encoder, self.query_vector, self.k
         )
 
 
@@ -327,6 +327,7 @@ def _finish(ctx: _Context, text: str, t_gen: float, renumbered: bool | None = No
     if renumbered is not False:  # cited sources come first: cut the rest of the pool to k
         cited = {int(n) for m in _MARKER.finditer(text) for n in re.findall(r"\d+", m.group(1))}
         ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
+        # (the composer cites at most k sources, so this keeps exactly k)
     answer, citations = ground(text, ctx.prompt.sources)
     now = time.perf_counter()
     ctx.timings["generate"] = (now - t_gen) * 1000
@@ -398,6 +399,7 @@ def ask_stream(
         )
         cited = {int(n) for m in _MARKER.finditer(composed) for n in re.findall(r"\d+", m.group(1))}
         ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
+        # (the composer cites at most k sources, so this keeps exactly k)
     first: dict[str, Any] = {
         "type": "sources",
         "sources": [h.to_dict() for h in ctx.prompt.sources],

@@ -178,6 +178,7 @@ class ExtractiveGenerator(Generator):
         sources: Sequence[Hit],
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
+        max_sources: int | None = None,
     ) -> list[Candidate]:
         """The supporting units, best first (empty when nothing supports an answer).
 
@@ -208,7 +209,7 @@ class ExtractiveGenerator(Generator):
         ):
             return []
         candidates.sort(key=lambda c: (-c.score, c.source, c.position))
-        return self._pick(candidates)
+        return self._pick(candidates, max_sources)
 
     def _score_lexical(
         self, question: str, sources: Sequence[Hit], candidates: list[Candidate]
@@ -250,7 +251,7 @@ class ExtractiveGenerator(Generator):
                 + w.position / (1.0 + cand.position)
             )
 
-    def _pick(self, ranked: list[Candidate]) -> list[Candidate]:
+    def _pick(self, ranked: list[Candidate], max_sources: int | None = None) -> list[Candidate]:
         picked: list[Candidate] = []
         seen: set[str] = set()
         length = 0
@@ -262,6 +263,9 @@ class ExtractiveGenerator(Generator):
             key = cand.text.lower()
             if key in seen or (picked and length + len(cand.text) > self.max_chars):
                 continue
+            used = {c.source for c in picked}
+            if max_sources is not None and cand.source not in used and len(used) >= max_sources:
+                continue  # an answer cites at most k sources
             picked.append(cand)
             seen.add(key)
             length += len(cand.text)
@@ -274,8 +278,9 @@ class ExtractiveGenerator(Generator):
         sources: Sequence[Hit],
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
+        max_sources: int | None = None,
     ) -> str:
-        picked = self.select(question, sources, encoder, query_vector)
+        picked = self.select(question, sources, encoder, query_vector, max_sources)
         if not picked:
             return NOT_FOUND
         return " ".join(f"{c.text} [{c.source}]" for c in picked)
