@@ -6,12 +6,15 @@ and reused: every perlfaq answer (Debian perl-doc) and every Zaragoza constructi
 (Debian wordnet-base). Then every Q/A question is asked with the result cache off:
 
 * latency p50/p95 per stage (encode, search, rerank, answer = prompt + extractive) and total;
-* answer quality on the full Q/A set: the answer contains the gold (first) answer sentence,
-  cites the gold document; retrieval recall@1/@5 with and without the rerank;
+* answer quality per set: the answer contains the gold (first answer sentence; for the kx40
+  table/code set of benchmarks/data/kx40_table_qa.jsonl, asked against the demo corpus, the
+  gold fact), cites a relevant source, says "not found";
+* retrieval R@1 per set of each signal alone (dense, BM25, entity), RRF and the fitted fusion;
 * with an LLM (``--llm URL --model NAME``; else the local fake OpenAI server from the tests,
   labelled as such): time to first token and tokens/s, separately.
 
     python benchmarks/answer_bench.py --n 100000
+    python benchmarks/answer_bench.py --n 0 --no-llm     # quality without padding (faster)
 """
 
 from __future__ import annotations
@@ -116,9 +119,34 @@ def load_zaragoza() -> list[QA]:
     return out
 
 
+TABLE_SET = Path(__file__).resolve().parent / "data" / "kx40_table_qa.jsonl"
+DEMO_CORPUS = Path(__file__).resolve().parents[1] / "demo" / "corpus"
+
+
+def load_table_set(path: Path = TABLE_SET) -> list[QA]:
+    """Table/code questions written against the demo manual: the gold is a fact (a code, part
+    number, value with unit) that the answer must contain; ``name`` is the source file."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(QA("kx40-tables", row["doc"], row["question"], "", row["fact"]))
+    return out
+
+
 def contains_gold(answer: str, gold: str) -> bool:
     """The gold sentence appears verbatim (whitespace-normalised) in the answer."""
     return " ".join(gold.split()) in " ".join(answer.split())
+
+
+def _fact_form(text: str) -> str:
+    text = text.lower().replace("n.m", "n·m").replace("m3/h", "m³/h").replace("\u2009", " ")
+    return " ".join(text.split())
+
+
+def contains_fact(answer: str, fact: str) -> bool:
+    """The gold fact appears in the answer (case, spacing and N.m/N·m, m3/m³ spelling aside)."""
+    return _fact_form(fact) in _fact_form(answer)
 
 
 # --------------------------------------------------------------------------- WordNet padding
@@ -204,41 +232,90 @@ def open_collection(cache: Path, n: int, qas: list[QA], rebuild: bool) -> tuple[
     return engine, info
 
 
+def open_demo_collection(cache: Path, rebuild: bool) -> Any:
+    """The demo corpus (manual PDF, troubleshooting Markdown, bulletin HTML, shift log): what
+    the table/code questions are asked against."""
+    from edgerag import Engine
+
+    directory = cache / "answer-demo"
+    if rebuild:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+    engine = Engine.open(directory)
+    engine.ingest([DEMO_CORPUS])  # unchanged files are skipped
+    engine.cache.enabled = False
+    return engine
+
+
 # --------------------------------------------------------------------------- measurements
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def run_extractive(engine: Any, qas: list[QA], k: int) -> dict[str, Any]:
-    for qa in qas[:20]:  # warm-up: page cache, onnxruntime arenas
-        engine.ask(qa.question, k=k)
+def gold_in(qa: QA, answer: str) -> bool:
+    """The set's gold check: the fact for the table/code set, the first answer sentence else."""
+    return (
+        contains_fact(answer, qa.gold)
+        if qa.set == "kx40-tables"
+        else contains_gold(answer, qa.gold)
+    )
+
+
+def relevant(qa: QA, row: dict[str, Any]) -> bool:
+    """Retrieval relevance: the item holds the fact (table set) or is the answer's document."""
+    if qa.set == "kx40-tables":
+        return contains_fact(row["text"], qa.gold)
+    return bool(row["doc_id"] == qa.name)
+
+
+SIGNALS = ("dense", "bm25", "entity", "rrf", "fused")
+
+
+def signal_top1(engine: Any, qa: QA) -> dict[str, bool]:
+    """R@1 of each signal alone, of RRF and of the fitted fusion, for one question."""
+    from edgerag.retrieval.fusion import default_weights, reciprocal_rank_fusion, weighted_fusion
+    from edgerag.types import Query
+
+    rankings = engine.retriever.rankings(Query(text=qa.question), 50)
+    tops = {name: rankings.get(name, [])[:1] for name in ("dense", "bm25", "entity")}
+    tops["rrf"] = reciprocal_rank_fusion(list(rankings.values()), limit=1)
+    tops["fused"] = weighted_fusion(rankings, default_weights(), limit=1)
+    rows = engine.store.items([t[0][0] for t in tops.values() if t])
+    return {name: bool(t) and relevant(qa, rows[t[0][0]]) for name, t in tops.items()}
+
+
+def run_extractive(runs: list[tuple[Any, list[QA]]], k: int) -> dict[str, Any]:
+    """``runs``: (engine, questions asked of it). Latency is measured on every question."""
+    for engine, qas in runs:
+        for qa in qas[:20]:  # warm-up: page cache, onnxruntime arenas
+            engine.ask(qa.question, k=k)
     stages: dict[str, list[float]] = {
         s: [] for s in ("encode", "search", "rerank", "answer", "total")
     }
     per_set: dict[str, dict[str, int]] = {}
-    for qa in qas:
-        engine.cache.memo.clear()  # every timed question pays for its own encode
-        answer = engine.ask(qa.question, k=k)
-        st = answer.stages_ms
-        stages["encode"].append(st["encode"])
-        stages["search"].append(st["search"])
-        stages["rerank"].append(answer.timings_ms["rerank"])
-        stages["answer"].append(st["prompt"] + answer.timings_ms["generate"])
-        stages["total"].append(answer.timings_ms["total"])
-        docs = [h.doc_id for h in answer.sources]
-        rrf = [h.doc_id for h in engine.search(qa.question, k=k).hits]
-        row = per_set.setdefault(
-            qa.set,
-            {"n": 0, "gold": 0, "doc": 0, "r1": 0, "r5": 0, "rrf1": 0, "rrf5": 0, "refused": 0},
-        )
-        row["n"] += 1
-        row["gold"] += contains_gold(answer.answer, qa.gold)
-        row["doc"] += any(c.doc_id == qa.name for c in answer.citations)
-        row["r1"] += docs[:1] == [qa.name]
-        row["r5"] += qa.name in docs
-        row["rrf1"] += rrf[:1] == [qa.name]
-        row["rrf5"] += qa.name in rrf
-        row["refused"] += answer.answer.startswith("I could not find")
+    for engine, qas in runs:
+        for qa in qas:
+            engine.cache.memo.clear()  # every timed question pays for its own encode
+            answer = engine.ask(qa.question, k=k)
+            st = answer.stages_ms
+            stages["encode"].append(st["encode"])
+            stages["search"].append(st["search"])
+            stages["rerank"].append(answer.timings_ms["rerank"])
+            stages["answer"].append(st["prompt"] + answer.timings_ms["generate"])
+            stages["total"].append(answer.timings_ms["total"])
+            row = per_set.setdefault(
+                qa.set, {"n": 0, "gold": 0, "doc": 0, "refused": 0, **dict.fromkeys(SIGNALS, 0)}
+            )
+            row["n"] += 1
+            row["gold"] += gold_in(qa, answer.answer)
+            row["doc"] += any(
+                relevant(qa, {"doc_id": c.doc_id, "text": answer.sources[c.n - 1].text})
+                for c in answer.citations
+            )
+            row["refused"] += answer.answer.startswith("I could not find")
+            for name, ok in signal_top1(engine, qa).items():
+                row[name] += ok
     return {"stages": stages, "quality": per_set}
 
 
@@ -298,23 +375,22 @@ def print_report(info: dict, res: dict, llm: dict | None, k: int, n_q: int) -> N
             f"| {label} | {pct(values, 50):.2f} | {pct(values, 95):.2f} | "
             f"{statistics.fmean(values):.2f} |"
         )
-    print("\n### Answer quality on the full Q/A sets (same 100k collection)\n")
+    print("\n### Answer quality and retrieval R@1 per signal\n")
     print(
-        "| set | questions | answer contains gold sentence | cites gold doc | "
-        "recall@1 rerank / RRF | recall@5 rerank / RRF | said 'not found' |"
+        "| set | questions | answer contains gold | cites gold | said 'not found' | "
+        + " | ".join(f"R@1 {s}" for s in SIGNALS)
+        + " |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    total = dict.fromkeys(("n", "gold", "doc", "r1", "r5", "rrf1", "rrf5", "refused"), 0)
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(SIGNALS))
+    keys = ("n", "gold", "doc", "refused", *SIGNALS)
+    total = dict.fromkeys(keys, 0)
     for name, row in [*res["quality"].items(), ("all", total)]:
         if name != "all":
             for key in total:
                 total[key] += row[key]
-        n = row["n"]
-        print(
-            f"| {name} | {n} | {row['gold'] / n:.3f} | {row['doc'] / n:.3f} | "
-            f"{row['r1'] / n:.3f} / {row['rrf1'] / n:.3f} | "
-            f"{row['r5'] / n:.3f} / {row['rrf5'] / n:.3f} | {row['refused'] / n:.3f} |"
-        )
+        n = row["n"] or 1
+        cells = [f"{row[key] / n:.3f}" for key in ("gold", "doc", "refused", *SIGNALS)]
+        print(f"| {name} | {row['n']} | " + " | ".join(cells) + " |")
     if llm:
         print(f"\n### Streaming with an LLM: {llm['label']}\n")
         print("| metric | p50 | p95 |")
@@ -342,7 +418,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="sources per answer")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache/edgerag-bench")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached collection")
-    parser.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="ask N perlfaq/Zaragoza questions spread evenly"
+    )
     parser.add_argument("--llm", help="OpenAI-compatible URL (default: local fake server)")
     parser.add_argument("--model", help="model name for --llm")
     parser.add_argument("--llm-questions", type=int, default=20)
@@ -351,16 +429,19 @@ def main() -> None:
     qas = load_perlfaq() + load_zaragoza()
     engine, info = open_collection(args.cache_dir, args.n, qas, args.rebuild)
     print(f"collection: {info} at {args.cache_dir}", file=sys.stderr)
-    questions = qas[: args.limit] if args.limit else qas
+    questions = qas[:: max(1, len(qas) // args.limit)][: args.limit] if args.limit else qas
+    table = load_table_set()
+    demo = open_demo_collection(args.cache_dir, args.rebuild)
     try:
-        res = run_extractive(engine, questions, args.k)
+        res = run_extractive([(engine, questions), (demo, table)], args.k)
         llm = None
         if not args.no_llm:
             spread = questions[:: max(1, len(questions) // args.llm_questions)]
             llm = run_llm(engine, spread[: args.llm_questions], args.k, args.llm, args.model)
     finally:
         engine.close()
-    print_report(info, res, llm, args.k, len(questions))
+        demo.close()
+    print_report(info, res, llm, args.k, len(questions) + len(table))
 
 
 if __name__ == "__main__":

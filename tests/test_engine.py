@@ -16,7 +16,7 @@ def test_ingest_search_roundtrip(engine, docs):
     assert len(report.added) == 3 and report.items >= 3
     response = engine.search("E-107 discharge pressure", k=3)
     assert response.hits[0].source.endswith("alarms.txt")
-    assert {"dense", "bm25", "rrf"} <= set(response.hits[0].scores)
+    assert {"dense", "bm25", "fused"} <= set(response.hits[0].scores)  # fitted fusion (default)
     assert {"encode", "ann", "bm25", "fuse", "hydrate", "total"} <= set(response.timings_ms)
 
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from edgerag.errors import ConfigError, GenerationError
 from edgerag.generation.base import Generator
-from edgerag.generation.extractive import NOT_FOUND, ExtractiveGenerator, split_sentences
+from edgerag.generation.extractive import NOT_FOUND, ExtractiveGenerator, stream_words
 from edgerag.generation.prompts import Prompt, PromptBuilder
+from edgerag.generation.units import split_sentences
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.rerank.base import Reranker
-from edgerag.retrieval.rerank.hybrid import HybridReranker
 from edgerag.types import Hit, Query
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class Answer:
         timings_ms: retrieve, rerank, generate, total.
         partial: a wanted source or generator was unavailable (see ``errors``).
         generator: "extractive", "openai:<model>" or "llamacpp".
+        heard: the transcript of a spoken question (shown as "heard: …"), else ``None``.
         errors: why the answer is partial (not serialised).
         stages_ms: finer timings: encode, search, prompt (not serialised).
     """
@@ -87,9 +88,10 @@ class Answer:
     generator: str
     errors: list[str] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    heard: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
             "sources": [h.to_dict() for h in self.sources],
@@ -97,6 +99,9 @@ class Answer:
             "partial": self.partial,
             "generator": self.generator,
         }
+        if self.heard is not None:
+            out["heard"] = self.heard
+        return out
 
 
 # ----------------------------------------------------------------------------- grounding
@@ -121,6 +126,29 @@ def _citation(n: int, hit: Hit, claim: str) -> Citation:
         hit.t_end,
         _snippet(claim, hit),
     )
+
+
+def renumber(text: str, sources: list[Hit]) -> tuple[str, list[Hit]]:
+    """Number citations in order of first appearance: the first source cited becomes [1].
+
+    Sources are reordered to match (cited ones first, in citation order, then the rest in
+    their ranked order), so a reader sees [1], [2], [3] in the text, never 1, 3, 2. Markers
+    naming no source are left for :func:`ground` to drop.
+    """
+    order: list[int] = []
+    for match in _MARKER.finditer(text):
+        for n in (int(x) for x in re.findall(r"\d+", match.group(1))):
+            if 1 <= n <= len(sources) and n not in order:
+                order.append(n)
+    order += [n for n in range(1, len(sources) + 1) if n not in order]
+    new = {old: i for i, old in enumerate(order, start=1)}
+
+    def _sub(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.findall(r"\d+", match.group(1))]
+        return "[" + ", ".join(str(new.get(n, 0)) for n in numbers) + "]"
+
+    # Numbers naming no source become 0: still invalid, so ground() drops them.
+    return _MARKER.sub(_sub, text), [sources[n - 1] for n in order]
 
 
 def ground(text: str, sources: list[Hit]) -> tuple[str, list[Citation]]:
@@ -156,17 +184,26 @@ class _Context:
     stages: dict[str, float]
     t0: float
     errors: list[str] = field(default_factory=list)
+    encoder: Any = None  # for the extractive composer's unit cosines
+    query_vector: np.ndarray | None = None
+    heard: str | None = None
+    k: int = 5  # sources shown: the pool is cut to k (plus any cited beyond it) at the end
+
+    def extractive_text(self, generator: ExtractiveGenerator) -> str:
+        return generator.compose(
+            self.prompt.question, self.prompt.sources, self.encoder, self.query_vector, self.k
+        )
 
 
 _EXTRACTIVE = ExtractiveGenerator()
+COMPOSER_POOL = 10
 
 
-def _reranker(engine: Engine) -> Reranker:
-    found = getattr(engine, "reranker", None)
-    if found is None:
-        found = HybridReranker()
-        engine.reranker = found  # type: ignore[attr-defined]
-    return found  # type: ignore[no-any-return]
+def _reranker(engine: Engine) -> Reranker | None:
+    """The reranker a user configured (``engine.reranker``), else none: the fitted fusion's
+    order stands (it replaced the fixed 0.7/0.3 bi-encoder + BM25 rescoring, which was not
+    fitted and outranked the entity signal)."""
+    return getattr(engine, "reranker", None)
 
 
 def _builder(engine: Engine) -> PromptBuilder:
@@ -187,6 +224,44 @@ def _query_vector(engine: Engine, q: Query, mode: str) -> np.ndarray | None:
     return np.asarray(engine.encoder.encode([q.text or ""]))[0]
 
 
+def _neighbour_words(hits: list[Hit], n: int = 2) -> list[str]:
+    """What people wrote or painted on the photo's nearest images (caption, OCR), never the
+    model's label guesses: words that say what the photo shows, in the collection's language."""
+    words = []
+    for hit in [h for h in hits if h.modality == "image"][:n]:
+        meta = hit.metadata or {}
+        for key in ("caption", "ocr_text"):
+            text = " ".join(str(meta.get(key) or "").split())
+            if text and text not in words:
+                words.append(text)
+    return words
+
+
+def _media_question_sources(
+    engine: Engine,
+    q: Query,
+    question: str,
+    hits: list[Hit],
+    k: int,
+    filters: Filters | None,
+    mode: str,
+) -> list[Hit]:
+    """Sources for a photo or voice question: the manuals, found with the question's words.
+
+    The fused search (text + visual) finds the photo's neighbours; their words and what was
+    read or heard expand the question, and a text search over text items brings the procedures
+    and rows that answer it. The answer must come from those, not from the photo's own caption,
+    so text items lead; the best media hits follow while there is room.
+    """
+    expanded = " ".join([question, *(_neighbour_words(hits) if q.image is not None else [])])
+    text_filters = {"modality": "text", **(filters or {})}  # a user's modality filter wins
+    found = engine.search(Query(text=expanded), k=k, filters=text_filters, mode=mode).hits
+    media = [h for h in hits if h.modality != "text" and h.key not in {t.key for t in found}]
+    if not found:
+        return hits[:k]
+    return found[: max(1, k - 1)] + media[:1] if media else found[:k]
+
+
 def _prepare(
     engine: Engine,
     query: str | Query,
@@ -202,16 +277,20 @@ def _prepare(
     reranker = _reranker(engine)
     qvec = _query_vector(engine, q, mode)
     t_enc = time.perf_counter()
-    response = engine.search(q, k=max(k, reranker.top_n), filters=filters, mode=mode)
+    # The extractive composer reads units from a wider pool than the k sources it shows: the
+    # answer often sits in the 6th-10th hit (a table row, a log entry). Cited hits are kept.
+    pool = max(k, COMPOSER_POOL) if isinstance(generator or _EXTRACTIVE, ExtractiveGenerator) else k
+    top_n = reranker.top_n if reranker is not None else pool
+    response = engine.search(q, k=max(pool, top_n), filters=filters, mode=mode)
     t_ret = time.perf_counter()
     if q.image is None and q.audio is None:
-        hits = reranker.rerank(q.text or "", response.hits, engine, qvec)[:k]
+        hits = response.hits[:pool]
+        if reranker is not None:
+            hits = reranker.rerank(q.text or "", response.hits, engine, qvec)[:pool]
         question = q.text or ""
     else:
-        # A photo or voice question: the fused retrieval order already weighs what the text
-        # reranker cannot see (visual similarity); the answerer gets what was read and heard.
-        hits = response.hits[:k]
         question = " ".join(response.query_texts.values()) or f"(question: {q.describe()})"
+        hits = _media_question_sources(engine, q, question, response.hits, pool, filters, mode)
     t_rr = time.perf_counter()
     prompt = _builder(engine).build(question, hits)
     t_pr = time.perf_counter()
@@ -222,10 +301,33 @@ def _prepare(
     }
     timings = {"retrieve": (t_ret - t0) * 1000, "rerank": (t_rr - t_ret) * 1000}
     partial = bool(getattr(response, "partial", False))
-    return _Context(prompt, generator or _EXTRACTIVE, partial, timings, stages, t0)
+    ctx = _Context(prompt, generator or _EXTRACTIVE, partial, timings, stages, t0)
+    ctx.encoder = getattr(engine, "encoder", None)
+    ctx.query_vector = qvec if q.image is None and q.audio is None else None
+    ctx.heard = response.query_texts.get("audio") if q.audio is not None else None
+    ctx.k = k
+    return ctx
 
 
-def _finish(ctx: _Context, text: str, t_gen: float) -> Answer:
+def _generate(ctx: _Context) -> str:
+    if isinstance(ctx.generator, ExtractiveGenerator):
+        return ctx.extractive_text(ctx.generator)
+    return ctx.generator.generate(ctx.prompt)
+
+
+def sources_of(ctx: _Context) -> list[Hit]:
+    return ctx.prompt.sources
+
+
+def _finish(ctx: _Context, text: str, t_gen: float, renumbered: bool | None = None) -> Answer:
+    """``renumbered``: None = number citations in order of appearance now; True = done already
+    (extractive stream); False = keep the ranked numbering (a streamed LLM answer)."""
+    if renumbered is None:
+        text, ctx.prompt.sources = renumber(text, ctx.prompt.sources)
+    if renumbered is not False:  # cited sources come first: cut the rest of the pool to k
+        cited = {int(n) for m in _MARKER.finditer(text) for n in re.findall(r"\d+", m.group(1))}
+        ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
+        # (the composer cites at most k sources, so this keeps exactly k)
     answer, citations = ground(text, ctx.prompt.sources)
     now = time.perf_counter()
     ctx.timings["generate"] = (now - t_gen) * 1000
@@ -239,6 +341,7 @@ def _finish(ctx: _Context, text: str, t_gen: float) -> Answer:
         ctx.generator.name,
         ctx.errors,
         ctx.stages,
+        ctx.heard,
     )
 
 
@@ -263,12 +366,12 @@ def ask(
     if not ctx.prompt.sources:  # nothing retrieved: no generator may answer from nothing
         return _finish(ctx, NOT_FOUND, t_gen)
     try:
-        text = ctx.generator.generate(ctx.prompt)
+        text = _generate(ctx)
     except GenerationError as exc:
         if ctx.generator is _EXTRACTIVE:
             raise
         _fallback(ctx, exc)
-        text = _EXTRACTIVE.generate(ctx.prompt)
+        text = ctx.extractive_text(_EXTRACTIVE)
     return _finish(ctx, text, t_gen)
 
 
@@ -282,18 +385,39 @@ def ask_stream(
 ) -> Iterator[dict[str, Any]]:
     """Events: ``sources`` first, then ``token`` pieces, then ``done`` (see ``Engine.ask_stream``).
 
-    Retrieval runs when the iterator is first advanced; errors in it raise from there.
+    Retrieval runs when the iterator is first advanced; errors in it raise from there. The
+    extractive answer is composed before the ``sources`` event so its citations can be numbered
+    in order of appearance; a streamed LLM answer keeps the sources' ranked numbering (its
+    tokens are out before the order of its citations is known).
     """
     ctx = _prepare(engine, query, k, filters, mode, generator)
-    yield {"type": "sources", "sources": [h.to_dict() for h in ctx.prompt.sources]}
     t_gen = time.perf_counter()
+    composed = None
+    if ctx.prompt.sources and isinstance(ctx.generator, ExtractiveGenerator):
+        composed, ctx.prompt.sources = renumber(
+            ctx.extractive_text(ctx.generator), ctx.prompt.sources
+        )
+        cited = {int(n) for m in _MARKER.finditer(composed) for n in re.findall(r"\d+", m.group(1))}
+        ctx.prompt.sources = ctx.prompt.sources[: max(ctx.k, max(cited, default=0))]
+        # (the composer cites at most k sources, so this keeps exactly k)
+    first: dict[str, Any] = {
+        "type": "sources",
+        "sources": [h.to_dict() for h in ctx.prompt.sources],
+    }
+    if ctx.heard is not None:
+        first["heard"] = ctx.heard
+    yield first
     pieces: list[str] = []
     if not ctx.prompt.sources:
         pieces.append(NOT_FOUND)
         yield {"type": "token", "text": NOT_FOUND}
+    elif composed is not None:
+        for piece in stream_words(composed):
+            pieces.append(piece)
+            yield {"type": "token", "text": piece}
     else:
         yield from _stream_tokens(ctx, pieces)
-    answer = _finish(ctx, "".join(pieces), t_gen)
+    answer = _finish(ctx, "".join(pieces), t_gen, renumbered=composed is not None)
     done = answer.to_dict()
     done.pop("sources")
     yield {"type": "done", **done}
@@ -301,7 +425,12 @@ def ask_stream(
 
 def _stream_tokens(ctx: _Context, pieces: list[str]) -> Iterator[dict[str, Any]]:
     try:
-        for piece in ctx.generator.stream(ctx.prompt):
+        stream = (
+            stream_words(ctx.extractive_text(ctx.generator))
+            if isinstance(ctx.generator, ExtractiveGenerator)
+            else ctx.generator.stream(ctx.prompt)
+        )
+        for piece in stream:
             pieces.append(piece)
             yield {"type": "token", "text": piece}
     except GenerationError as exc:
@@ -313,6 +442,6 @@ def _stream_tokens(ctx: _Context, pieces: list[str]) -> Iterator[dict[str, Any]]
             ctx.partial = True
             return
         _fallback(ctx, exc)
-        for piece in _EXTRACTIVE.stream(ctx.prompt):
+        for piece in stream_words(ctx.extractive_text(_EXTRACTIVE)):
             pieces.append(piece)
             yield {"type": "token", "text": piece}

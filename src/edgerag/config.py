@@ -27,6 +27,8 @@ class EngineConfig:
         limits: input size limits.
         candidates: per-retriever candidates fused in hybrid mode.
         rrf_k: RRF constant.
+        rank_fusion: how hybrid ranked lists are merged: "weighted" (convex fusion of normalised
+            scores with the weights fitted on dev Q/A sets, the default) or "rrf".
         checkpoint_ops: persist the index after this many ops (the op log covers the rest).
         synchronous: SQLite synchronous mode ("FULL" survives power loss).
         ocr: read text in ingested images and video frames (tesseract; ~0.5 s per image).
@@ -43,6 +45,7 @@ class EngineConfig:
     limits: Limits = field(default_factory=Limits)
     candidates: int = 50
     rrf_k: int = 60
+    rank_fusion: str = "weighted"
     checkpoint_ops: int = 200
     synchronous: str = "FULL"
     ocr: bool = True
@@ -57,6 +60,8 @@ class EngineConfig:
             raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
         if self.chunk_tokens <= 0 or not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("need chunk_tokens > 0 and 0 <= chunk_overlap < chunk_tokens")
+        if self.rank_fusion not in ("weighted", "rrf"):
+            raise ConfigError(f"rank_fusion must be 'weighted' or 'rrf', got {self.rank_fusion!r}")
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError("synchronous must be OFF, NORMAL, FULL or EXTRA")
 

@@ -141,14 +141,22 @@ class SearchResponse:
     # (caption, alt text, OCR; not guessed labels), "audio" as heard. The answerer's question.
     query_texts: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def heard(self) -> str | None:
+        """The transcript of a spoken question (shown to the user as "heard: …")."""
+        return self.query_texts.get("audio")
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "hits": [h.to_dict() for h in self.hits],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "mode": self.mode,
             "plan": self.plan,
             "query_texts": self.query_texts,
         }
+        if self.heard is not None:
+            out["heard"] = self.heard
+        return out
 
 
 @dataclass

@@ -66,6 +66,8 @@ def _stream_to_terminal(events: Any, wanted_llm: bool) -> None:
     for event in events:
         if event["type"] == "sources":
             sources = event["sources"]
+            if event.get("heard"):
+                click.echo(f"heard: {event['heard']}", err=True)
         elif event["type"] == "token":
             click.echo(event["text"], nl=False)
             sys.stdout.flush()

@@ -114,6 +114,22 @@ def _where(hit: Hit) -> str:
     return ", ".join(parts)
 
 
+def _confident(labels: Any) -> list[str]:
+    """Label names to show: model guesses (``[name, p]``) at or above the display threshold;
+    plain names (labels a person gave, no probability) as they are."""
+    from edgerag.ingest.media import LABEL_TEXT_MIN_PROB
+
+    out = []
+    for entry in labels if isinstance(labels, list | tuple) else [labels]:
+        if isinstance(entry, str):
+            out.append(entry)
+        elif isinstance(entry, list | tuple) and len(entry) == 2:
+            name, p = entry
+            if isinstance(p, int | float) and p >= LABEL_TEXT_MIN_PROB:
+                out.append(str(name))
+    return out
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
@@ -127,8 +143,9 @@ def render_source(hit: Hit) -> str:
     if hit.modality == "image":
         lines = [f"(image: {_where(hit)})"]
         for key, label in (("caption", "Caption"), ("labels", "Labels"), ("alt", "Alt text")):
-            if meta.get(key):
-                lines.append(f"{label}: {_as_text(meta[key])}")
+            value = _confident(meta[key]) if key == "labels" and meta.get(key) else meta.get(key)
+            if value:
+                lines.append(f"{label}: {_as_text(value)}")
         ocr = meta.get("ocr_text") or body
         if ocr:
             lines.append(f"Text in the image: {' '.join(str(ocr).split())}")
@@ -136,8 +153,8 @@ def render_source(hit: Hit) -> str:
     if hit.modality in ("audio", "video"):
         kind = "audio" if hit.modality == "audio" else "video"
         lines = [f"({kind}: {_where(hit)})"]
-        if meta.get("labels"):
-            lines.append(f"Labels: {_as_text(meta['labels'])}")
+        if _confident(meta.get("labels") or []):
+            lines.append(f"Labels: {_as_text(_confident(meta['labels']))}")
         transcript = meta.get("transcript") or body
         if transcript:
             lines.append(f"Transcript: {' '.join(str(transcript).split())}")

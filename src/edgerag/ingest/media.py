@@ -56,6 +56,12 @@ MEDIA_SUFFIXES: dict[str, Modality] = {
     **dict.fromkeys((".mp4", ".m4v", ".webm", ".mkv", ".mov"), Modality.VIDEO),
 }
 LABELS_IN_METADATA = 5
+# ImageNet guesses are written into an item's text (what is shown, quoted and embedded) only at
+# this top-1 probability or above: on the labelled set of scripts/label_threshold.py (skimage
+# photos with known names + the demo's industrial images) it is the smallest threshold with no
+# wrong label shown (3 of 3 correct; 0.5 would show 3 right and 3 wrong: "crossword puzzle" on a
+# drawing). Below it, labels stay in metadata["labels"] and help a query photo find neighbours.
+LABEL_TEXT_MIN_PROB = 0.7
 
 
 @dataclass
@@ -355,7 +361,7 @@ class MediaPipeline:
         self, source: str | None, descriptions: list[str], meta: dict[str, Any], image: Any
     ) -> str:
         recognised = meta.pop("_labels", [])
-        labels = recognised if self.labels else []
+        labels = [(c, p) for c, p in recognised if p >= LABEL_TEXT_MIN_PROB] if self.labels else []
         colours = colour_names(image) if self.label_style.colours else []
         if colours:
             meta["colours"] = colours

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgerag.retrieval.filters import Filters
-from edgerag.retrieval.fusion import reciprocal_rank_fusion
+from edgerag.retrieval.fusion import default_weights, reciprocal_rank_fusion, weighted_fusion
 from edgerag.retrieval.query import EncodedQuery, encode_query
 from edgerag.retrieval.text_query import fts_match
 from edgerag.types import Hit, Query, SearchResponse
@@ -93,18 +93,28 @@ class Retriever:
         timer.add(encoded.timings_ms)
         n_candidates = max(k, engine.config.candidates) if mode == "hybrid" or boosts else k
         rankings, plan = self._rank(encoded, mode, fusion, n_candidates, filters, allowed, timer)
-        if len(rankings) > 1:
-            fused = reciprocal_rank_fusion(
-                list(rankings.values()), limit=n_candidates, k=engine.config.rrf_k
-            )
+        fused, method = self._fuse(rankings, n_candidates)
+        if method:
             timer.lap("fuse")
-        else:
-            fused = next(iter(rankings.values()), [])[:n_candidates]
-        hits = self._hydrate(fused, rankings)
+        hits = self._hydrate(fused, rankings, method)
         if boosts:
             hits = _boost(hits, boosts)
         timer.lap("hydrate")
         return SearchResponse(hits[:k], timer.total(), mode, " + ".join(plan), encoded.read)
+
+    def rankings(
+        self, query: Query, n: int, filters: Filters | None = None, mode: str = "hybrid"
+    ) -> dict[str, list[tuple[int, float]]]:
+        """The ranked lists before fusion, by signal name ("dense", "bm25", …): what
+        ``scripts/fit_fusion.py`` fits the fusion weights on."""
+        allowed = (
+            self.filters.get(self.engine, filters, self.engine.store.last_lsn())
+            if filters
+            else None
+        )
+        encoded = encode_query(self.engine, query)
+        rankings, _ = self._rank(encoded, mode, "early", n, filters, allowed, _Timer())
+        return rankings
 
     def _rank(
         self,
@@ -155,8 +165,25 @@ class Retriever:
             timer.lap("entity")
         return rankings, plan
 
+    def _fuse(
+        self, rankings: dict[str, list[tuple[int, float]]], n: int
+    ) -> tuple[list[tuple[int, float]], str]:
+        """Merge the ranked lists: fitted weighted score fusion (default) or RRF."""
+        if len(rankings) <= 1:
+            return next(iter(rankings.values()), [])[:n], ""
+        method = getattr(self.engine.config, "rank_fusion", "weighted")
+        if method == "rrf":
+            fused = reciprocal_rank_fusion(
+                list(rankings.values()), limit=n, k=self.engine.config.rrf_k
+            )
+            return fused, "rrf"
+        return weighted_fusion(rankings, default_weights(), limit=n), "fused"
+
     def _hydrate(
-        self, fused: list[tuple[int, float]], rankings: dict[str, list[tuple[int, float]]]
+        self,
+        fused: list[tuple[int, float]],
+        rankings: dict[str, list[tuple[int, float]]],
+        method: str = "rrf",
     ) -> list[Hit]:
         rows = self.engine.store.items([key for key, _ in fused])
         components = {name: dict(r) for name, r in rankings.items()}
@@ -166,8 +193,8 @@ class Retriever:
             if row is None:  # deleted between ranking and hydration
                 continue
             scores = {n: c[key] for n, c in components.items() if key in c}
-            if len(rankings) > 1:
-                scores["rrf"] = score
+            if method:
+                scores[method] = score
             hits.append(_hit(row, score, scores))
         return hits
 

@@ -130,6 +130,7 @@ class SearchOut(BaseModel):
     scope: str | None = None
     partial: bool = False
     partial_reasons: list[str] = []
+    heard: str | None = None  # transcript of a spoken question
 
 
 class CitationOut(BaseModel):
@@ -151,6 +152,7 @@ class AskOut(BaseModel):
     timings_ms: dict[str, float]
     partial: bool
     generator: str
+    heard: str | None = None  # transcript of a spoken question, shown as "heard: …"
 
 
 class AnswerOut(BaseModel):
