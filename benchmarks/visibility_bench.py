@@ -7,7 +7,8 @@ user sees as "acknowledged"). Process B searches for the next document over and 
 search filtered to its source) and prints when it first finds it. Each process follows the op
 log before every search; this measures that path end to end, including B's polling interval
 (one search). B encodes each query before the write lands (a query encoding is the cost of
-any search, not of visibility). Optionally ``--preload N`` documents first, so B's index is not tiny.
+any search, not of visibility). Optionally ``--preload N`` documents first, so B's index is not
+tiny.
 
     python benchmarks/visibility_bench.py --docs 200
     python benchmarks/visibility_bench.py --docs 200 --encoder minilm --preload 2000
