@@ -102,9 +102,11 @@ class CountingEncoder(HashEncoder):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[int] = []
+        self.texts: list[str] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.calls.append(len(texts))
+        self.texts.extend(texts)
         return super().encode(texts)
 
 
@@ -113,10 +115,14 @@ def test_query_vector_memo_encodes_a_query_once(docs):
     with Engine.open(":memory:", FAST, encoder=encoder) as eng:
         eng.ingest(docs)
         encoder.calls.clear()
+        encoder.texts.clear()
         eng.cache.query_vector(Q)
         eng.search(Q, k=3)  # the retriever reuses the memoised vector
-        eng.ask("what grease do the bearings need?", k=2)
-        assert encoder.calls == [1, 1]
+        question = "what grease do the bearings need?"
+        eng.ask(question, k=2)
+        # Q once, the question once; the composer then encodes candidate units (not queries).
+        assert encoder.calls[:2] == [1, 1] and encoder.texts[:2] == [Q, question]
+        assert Q not in encoder.texts[2:] and question not in encoder.texts[2:]
         assert eng.stats()["cache"]["query_vectors"]["hits"] >= 2
         assert QueryVectorMemo.install(encoder) is eng.cache.memo  # never wrapped twice
 

@@ -30,7 +30,12 @@ def _run_and_kill(db: Path, start: int, rng: random.Random) -> list[str]:
     assert ready.strip() == "READY", proc.stderr.read() if proc.stderr else ""
     time.sleep(rng.uniform(0.0, 0.8))
     os.kill(proc.pid, signal.SIGKILL)
-    out, _ = proc.communicate()
+    # Not communicate(): it reads the pipe's file descriptor and would skip lines the
+    # readline() above already buffered (an ACK printed right after READY would be lost).
+    out = proc.stdout.read()
+    proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
     return [line for line in out.splitlines() if line.startswith(("ACK", "DEL"))]
 
 

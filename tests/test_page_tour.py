@@ -242,8 +242,9 @@ def test_pdf_citation_preview_highlights_the_passage(url: str, browser: Any, tmp
 def test_audio_citation_plays_from_the_cited_second(url: str, browser: Any, tmp_path: Path):
     page = open_page(browser, url, DESKTOP)
     page.fill("#k", "20")
-    search(page, "strainer differential pressure voice note")
-    # a segment that starts inside the recording, so "from the cited second" means something
+    # words from the middle of the strainer voice note: the hit is a segment that starts inside
+    # the recording, so "from the cited second" means something
+    search(page, "voice note: swap to P2A and clean the strainer basket")
     hits = page.locator('#results li[data-modality="audio"] a')
     later = [i for i in range(hits.count()) if " 0.0–" not in hits.nth(i).inner_text()]
     assert later, [hits.nth(i).inner_text() for i in range(hits.count())]

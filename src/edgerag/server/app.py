@@ -118,7 +118,13 @@ def _attach_upstream(app: FastAPI, engine: Engine) -> Any:
 
     service = UpstreamService(engine)
     app.state.upstream = service
-    app.state.metrics.registry.register(UpstreamCollector(service))
+    # The lifespan may run more than once per app (test clients): one collector per registry,
+    # pointed at the newest service.
+    collector = getattr(app.state, "upstream_collector", None)
+    if collector is None:
+        collector = app.state.upstream_collector = UpstreamCollector(service)
+        app.state.metrics.registry.register(collector)
+    collector.service = service
     return service
 
 
