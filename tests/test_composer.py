@@ -8,7 +8,7 @@ import pytest
 
 from edgerag import Engine
 from edgerag.answer import ground, renumber
-from edgerag.generation import NOT_FOUND, ExtractiveGenerator
+from edgerag.generation import NOT_FOUND, ExtractiveGenerator, when
 from edgerag.generation.extractive import identifiers
 from edgerag.generation.units import units
 from edgerag.types import Hit
@@ -130,3 +130,66 @@ def test_engine_says_not_found_for_unrelated_questions(question):
         eng.ingest([("parts.md", PARTS_MD.encode())])
         answer = eng.ask(question)
     assert answer.answer == NOT_FOUND and answer.citations == []
+
+
+SHIFT_LOG = """PUMP HOUSE 2 - OPERATOR SHIFT LOG
+
+2026-03-13  Shift N  Operator: J. Mbeki
+23:40  Opened strainer cover on P-2B. Found some flakes of tank coating in the basket.
+
+2026-03-14  Shift B  Operator: M. Lindqvist
+15:00  Strainer dP on P-2B 0.34 bar. Opened cover, found the basket half covered.
+
+2026-03-14  Shift N  Operator: J. Mbeki
+23:50  Opened strainer cover on P-2B. Found a torn blue nitrile glove around the basket.
+"""
+
+
+@pytest.mark.parametrize(
+    "asked",
+    ["14 March 2026", "14 March", "2026-03-14", "14/03/2026", "March 14, 2026", "14th of Mar"],
+)
+def test_date_spellings_read_as_the_same_day(asked):
+    asked_when = when.read(f"what happened on {asked}?")
+    assert when.agreement(asked_when, when.read("2026-03-14  Shift N")) == 1.0
+    assert when.agreement(asked_when, when.read("2026-03-15  Shift N")) == -1.0
+
+
+def test_when_agreement_prefers_the_asked_day_and_shift():
+    asked = when.read("What was found on the night shift of 14 March 2026?")
+    assert asked.shifts == {"night"}
+    assert when.agreement(asked, when.read("2026-03-14  Shift N  Operator: J. Mbeki")) == 1.0
+    other_shift = when.agreement(asked, when.read("2026-03-14  Shift B"))
+    other_day = when.agreement(asked, when.read("2026-03-13  Shift N"))
+    assert other_day < other_shift < 0  # another date or shift is another entry
+    assert when.agreement(asked, when.read("Clean the basket monthly.")) == 0.0  # no date stated
+    assert when.agreement(when.read("what is E-107?"), when.read("2026-03-14  Shift N")) == 0.0
+    assert when.without_when("found on the night shift of 14 March 2026?").split() == [
+        "found",
+        "on",
+        "the",
+        "of",
+        "?",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What was found in the P-2B strainer on the night shift of 14 March 2026?", "glove"),
+        ("What was found in the P-2B strainer on 13/03/2026?", "tank coating"),
+        ("What was found in the P-2B strainer on the afternoon shift of 14 March?", "half covered"),
+    ],
+)
+def test_log_entry_of_the_asked_day_and_shift_answers(question, expected):
+    picked = ExtractiveGenerator(max_units=1).select(question, [hit(1, SHIFT_LOG)])
+    assert len(picked) == 1 and expected in picked[0].text, [c.text for c in picked]
+
+
+def test_a_cut_copy_of_a_picked_entry_is_not_repeated():
+    entry = "23:10 E-114 strainer dP high on P-2B (0.52 bar). Changeover to P-2A, readings normal."
+    cut = "23:10 E-114 strainer dP high on P-2B (0.52 bar)."
+    answer = ExtractiveGenerator().compose(
+        "When was the E-114 strainer dP high on P-2B?", [hit(1, cut), hit(2, entry)]
+    )
+    assert answer.count("23:10") == 1, answer

@@ -20,7 +20,6 @@ from edgerag.types import Hit, Query
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo"
 EDGERAG = shutil.which("edgerag", path=str(Path(sys.executable).parent)) or "edgerag"
-KNOWN_FAILING = "What was found in the P-2B suction strainer on the night shift of 14 March 2026?"
 IPOD = ImageNetClass("n03584254", ("iPod",), "a pocket-sized device used to play music files")
 CAT = ImageNetClass("n02124075", ("Egyptian cat",), "a domestic cat")
 
@@ -112,12 +111,9 @@ def test_demo_answers_contain_their_expected_facts(tmp_path):
     assert n_questions == 7 and out.count("✓") + out.count("✗") == n_questions
     assert "heard: " in out
     failed = [block.split("\n", 1)[0] for block in out.split("\nQ: ")[1:] if "✗" in block]
-    # KNOWN FAILURE (docs/notes/answers.md): for the night-shift question the composer prefers
-    # the 23:10/23:25 entries of the right shift over the 23:50 entry that names the glove.
-    # Every other check must pass; when this one is fixed, make the test demand 7/7.
-    assert failed == [KNOWN_FAILING], out
-    assert f"demo checks: {n_questions - 1}/{n_questions}" in out
-    assert proc.returncode == 1  # the demo says so in its exit status
+    assert failed == [], out
+    assert f"demo checks: {n_questions}/{n_questions}" in out
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("line", ["no arrow here", "What? => "])

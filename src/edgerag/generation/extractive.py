@@ -9,7 +9,10 @@ top sources (:mod:`edgerag.generation.units`), each scored by
   units, light suffix stemming) that the unit contains;
 * entity coverage: the share of the question's identifiers (codes, tags, part numbers) that the
   unit names, plus a bonus when the question asks for a value/part number and the unit has one;
-* source relevance and rank, and position (FAQ answers and sections lead with the answer).
+* source relevance and rank, and position (FAQ answers and sections lead with the answer);
+* when: a question naming a date or shift ("the night shift of 14 March 2026") prefers units
+  whose dated header says that day and shift and penalises those of another day
+  (:mod:`edgerag.generation.when`); those words are left out of the lexical coverage.
 
 The answer is the best unit, plus the next ones while they stay close to it, each followed by the
 ``[n]`` of its source. "Not found" when no unit passes the support test (see the thresholds).
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.generation import when
 from edgerag.generation.base import Generator
 from edgerag.generation.prompts import Prompt
 from edgerag.generation.units import Unit, split_sentences, units
@@ -107,6 +111,7 @@ class Candidate:
     coverage: float = 0.0
     cosine: float = 0.0
     entity: float = 0.0
+    when: float = 0.0
     score: float = 0.0
 
 
@@ -123,6 +128,7 @@ class ComposerWeights:
     source: float = 0.15
     rank: float = 0.15
     position: float = 0.2
+    when: float = 0.3
 
 
 class ExtractiveGenerator(Generator):
@@ -217,7 +223,8 @@ class ExtractiveGenerator(Generator):
         """Everything but the cosine: coverage, entities, answer type, rank and position."""
         w = self.weights
         term_sets = [set(content_terms(f"{c.context} {c.text}")) for c in candidates]
-        weights = _term_weights(question, term_sets)
+        asked_when = when.read(question)
+        weights = _term_weights(when.without_when(question), term_sets)
         total = sum(weights.values())
         q_ids = identifiers(question)
         asks_value = bool(_ASKS_VALUE.search(question))
@@ -241,6 +248,8 @@ class ExtractiveGenerator(Generator):
                 or (asks_part and bool(_PART.search(cand.text)))
                 or (asks_action and bool(_IMPERATIVE.search(cand.text)))
             )
+            if asked_when:
+                cand.when = when.agreement(asked_when, when.read(f"{cand.context} {cand.text}"))
             source_cos = _cosine(sources[cand.source - 1]) or 0.0
             cand.score = (
                 w.coverage * cand.coverage
@@ -249,6 +258,7 @@ class ExtractiveGenerator(Generator):
                 + w.source * source_cos
                 + w.rank / (1.0 + 0.5 * (cand.source - 1))
                 + w.position / (1.0 + cand.position)
+                + w.when * cand.when
             )
 
     def _pick(self, ranked: list[Candidate], max_sources: int | None = None) -> list[Candidate]:
@@ -261,7 +271,7 @@ class ExtractiveGenerator(Generator):
             if picked and cand.score < self.keep_ratio * picked[0].score:
                 break
             key = cand.text.lower()
-            if key in seen or (picked and length + len(cand.text) > self.max_chars):
+            if _repeats(key, seen) or (picked and length + len(cand.text) > self.max_chars):
                 continue
             used = {c.source for c in picked}
             if max_sources is not None and cand.source not in used and len(used) >= max_sources:
@@ -303,6 +313,12 @@ def _text_units(hit: Hit) -> list[Unit]:
     if hit.modality not in ("text", "audio"):
         return []
     return units(hit)
+
+
+def _repeats(text: str, seen: set[str]) -> bool:
+    """Overlapping chunks give the same log entry or sentence twice, one copy cut short at a
+    window's edge: a unit contained in a picked one (or containing it) says nothing new."""
+    return any(text in other or other in text for other in seen)
 
 
 def _prefix(identifier: str) -> str:
