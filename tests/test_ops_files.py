@@ -99,6 +99,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     db = tmp_path_factory.mktemp("ops") / "kb"
     config = EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32"))
     Engine.open(db, config).close()
+    _add_upstream(db, tmp_path_factory.mktemp("ops") / "qdrant")
     key = KeyStore(db).create("write", "ops test")[1]
     app = create_app(ServerSettings(db=db))
     with TestClient(app) as client:
@@ -116,13 +117,28 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     return names
 
 
+def _add_upstream(db: Path, target: Path) -> None:
+    """A Qdrant local-mode upstream, so the upstream gauges have samples on /metrics."""
+    from edgerag.store.sqlite import Store
+    from edgerag.upstream.base import UpstreamSpec
+    from edgerag.upstream.state import UpstreamState
+
+    store = Store(db / "store.db")
+    state = UpstreamState(store)
+    try:
+        state.add("cold", UpstreamSpec("qdrant", str(target)))
+    finally:
+        state.close()
+        store.close()
+
+
 @needs_promtool
 def test_promtool_checks_the_rules() -> None:
     proc = subprocess.run(
         [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 10 rules found" in proc.stdout
+    assert "SUCCESS: 11 rules found" in proc.stdout
 
 
 @needs_promtool

@@ -212,6 +212,26 @@ def panels() -> list[dict[str, Any]]:
             kind="state-timeline",
             thresholds=[("red", None), ("green", 1)],
         ),
+        row("Upstream tier", 51),
+        panel(
+            "Upstream lag (ops not yet acknowledged)",
+            [target(f"max by (upstream) (edgerag_upstream_lag_lsn{{{inst}}})", "{{upstream}}")],
+            (0, 52, 8, 6),
+            unit="none",
+            description="EdgeragUpstreamLag fires when the oldest unshipped op is over 15 min old.",
+        ),
+        panel(
+            "Upstream lag (age of the oldest unshipped op)",
+            [target(f"max by (upstream) (edgerag_upstream_lag_seconds{{{inst}}})", "{{upstream}}")],
+            (8, 52, 8, 6),
+            unit="s",
+        ),
+        panel(
+            "Upstream shipped LSN",
+            [target(f"max by (upstream) (edgerag_upstream_shipped_lsn{{{inst}}})", "{{upstream}}")],
+            (16, 52, 8, 6),
+            unit="none",
+        ),
     ]
 
 
