@@ -7,6 +7,7 @@ large 413, unknown id 404. Only our own failures (model, index, upstream) are 5x
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -144,10 +145,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method any route serves at this path (Starlette reports only the first route's,
     and GET and DELETE /documents/{id} are two routes)."""
+    matching = [
+        route
+        for route in _flat_routes(request.app.router.routes)
+        if route.matches(request.scope)[0] != Match.NONE
+    ]
+
+    # Doc ids may hold slashes ({doc_id:path}), so /documents/{id} also matches the path of
+    # /documents/{id}/pages/{n}.png: the resource at this URL is the most specific template
+    # (the most literal characters), and only its routes' methods are advertised.
+    def literal(route: Any) -> int:
+        return len(re.sub(r"\{[^}]*\}", "", getattr(route, "path", "")))
+
+    best = max((literal(r) for r in matching), default=0)
     methods: set[str] = set()
-    for route in _flat_routes(request.app.router.routes):
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
+    for route in matching:
+        if literal(route) == best:
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 
