@@ -125,3 +125,14 @@ def test_normalize_lookups() -> None:
     assert normalize("p-2b") == "P-2B"
     assert normalize("iso 4406") == "ISO 4406"
     assert normalize("  glove  box ") == "glove box"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("garbage", ["0" * 20_000, "ab1-" * 5_000, "x9" * 10_000 + " E-107"])
+def test_long_runs_of_word_characters_do_not_hang_extraction(garbage):
+    """Found by schemathesis: a long digit run made the identifier patterns backtrack for
+    minutes. Runs of 65+ non-space characters hold no identifier and are skipped."""
+    from edgerag.entities.graph import query_entities
+
+    names = [e.name for e in query_entities(garbage)]
+    assert names == (["E-107"] if garbage.endswith("E-107") else [])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from edgerag.entities.patterns import KINDS, PATTERNS
 
 _DIGIT = re.compile(r"\d")
+_LONG_RUN = re.compile(r"\S{65,}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ def extract(text: str) -> list[Entity]:
     taken: list[tuple[int, int]] = []
     if not _DIGIT.search(text):
         return []  # every kind of entity has a digit
+    # A run of 65+ non-space characters (a hash, base64, garbage) holds no identifier, and the
+    # patterns backtrack polynomially on long runs: blank such runs (same length, same offsets).
+    text = _LONG_RUN.sub(lambda m: " " * len(m.group(0)), text)
     for pattern in PATTERNS:
         if not pattern.guard(text):
             continue

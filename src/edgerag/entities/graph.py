@@ -34,6 +34,7 @@ HOP_WEIGHT = 0.3  # a neighbour's items score this share of a direct match, at m
 KEY_CELL_WEIGHT = 2.0
 HOP_MAX_ITEMS = 50
 MAX_KEYS_PER_ENTITY = 5000  # neighbours named by more items than this are hubs: no hop through them
+MAX_ID_WORD = 64  # longer "words" are not identifiers
 _ID_TOKEN = re.compile(r"[\w.]*\d[\w.]*(?:-[\w.]+)+|[A-Za-z]+-?\d+[\w-]*")
 
 
@@ -125,7 +126,10 @@ def kind_of(conn: sqlite3.Connection, name: str) -> str | None:
 def query_entities(text: str) -> list[Entity]:
     """Entities of a query, also when typed in lower case (``kx40-cpl-140e``, ``p-2b``)."""
     found = {e.name: e for e in extract(text)}
-    for token in _ID_TOKEN.findall(text):
+    # Per whitespace word, and only words of identifier length: _ID_TOKEN backtracks
+    # polynomially on a long run of word characters (a pasted hash or garbage query).
+    words = (w for w in text.split() if len(w) <= MAX_ID_WORD)
+    for token in (t for w in words for t in _ID_TOKEN.findall(w)):
         for entity in extract(token.upper()):
             if entity.kind in IDENTIFIER_KINDS and entity.name not in found:
                 found[entity.name] = entity
