@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag import crypto
 from edgerag.config import EngineConfig
 from edgerag.errors import ConfigError, IndexCorruptError
 
@@ -89,7 +90,9 @@ def check_collection(
 
 
 def _run(directory: Path, report: CheckReport, repair: bool, sample: int) -> None:
-    conn = sqlite3.connect(f"file:{directory / 'store.db'}?mode=ro", uri=True)
+    store_file = directory / "store.db"
+    key = crypto.require_key(directory, None) if crypto.store_is_encrypted(store_file) else None
+    conn = crypto.open_store_connection(f"file:{store_file}?mode=ro", key)
     conn.execute("PRAGMA busy_timeout = 10000")
     try:
         conn.execute("BEGIN")  # one snapshot for every store-side comparison

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag import crypto
 from edgerag.config import MODES, EngineConfig
 from edgerag.encoders.base import TextEncoder
 from edgerag.errors import ConfigError, IndexCorruptError, InputError, NotFoundError
@@ -73,6 +74,7 @@ class Engine:
         path: Path | None,
         config: EngineConfig,
         encoder: TextEncoder | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.path = path
         self.config = config
@@ -82,7 +84,13 @@ class Engine:
         self._scratch: Path | None = None
         # Called with every op after it is applied (the fleet publishes from here).
         self.listeners: list[Callable[[Op], None]] = []
-        self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
+        if path is not None and config.encrypt:
+            key = crypto.require_key(path, key)
+        store_file = path / "store.db" if path else None
+        self.store = Store(store_file, synchronous=config.synchronous, key=key)
+        # An encrypted collection writes no index files: its indexes live in RAM (a private
+        # tmpfs directory) and are rebuilt from the encrypted store when a process opens it.
+        self._persist_index = path is not None and not self.store.encrypted
         self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
         self._media: Any = None
         self._clip: Any = None
@@ -103,10 +111,15 @@ class Engine:
         path: str | Path | None = None,
         config: EngineConfig | None = None,
         encoder: TextEncoder | None = None,
+        key: bytes | None = None,
     ) -> Engine:
         """Open (or create) the collection at ``path``; ``None`` or ":memory:" = in memory.
 
-        The config is stored with the collection; reopening without one reuses it.
+        The config is stored with the collection; reopening without one reuses it. ``key``
+        opens an encrypted collection (default: ``EDGERAG_KEY`` / ``EDGERAG_KEY_FILE``).
+
+        Raises:
+            EncryptionKeyError: the collection is encrypted and the key is missing or wrong.
         """
         if path is None or str(path) == ":memory:":
             return cls(None, config or EngineConfig(), encoder)
@@ -114,9 +127,11 @@ class Engine:
         config_file = directory / "config.json"
         if config is None:
             config = EngineConfig.load(config_file) if config_file.exists() else EngineConfig()
+        if config.encrypt:
+            key = crypto.require_key(directory, key)  # before anything is written
         directory.mkdir(parents=True, exist_ok=True)
         _write_atomically(config_file, config.to_json())
-        return cls(directory, config, encoder)
+        return cls(directory, config, encoder, key)
 
     def __enter__(self) -> Engine:
         return self
@@ -127,7 +142,7 @@ class Engine:
     def close(self) -> None:
         with self._write_lock:
             for index in self.indexes.values():
-                if self.path is not None:
+                if self._persist_index:
                     index.checkpoint()  # at the LSN it applied; kept if another is newer
                 index.close()
             self.store.close()
@@ -136,11 +151,14 @@ class Engine:
 
     # index recovery ----------------------------------------------------------------------
     def _index_dir(self, space: str) -> Path:
-        if self.path is not None:
+        if self._persist_index:
+            assert self.path is not None
             return self.path / "index" / space
-        # In-memory collections keep their index files in a private temp dir, removed on close.
+        # In-memory and encrypted collections keep their index files in a private temp dir,
+        # removed on close; an encrypted one's in RAM (tmpfs), never on the disk in plain.
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
+            ram = "/dev/shm" if self.store.encrypted and os.path.isdir("/dev/shm") else None
+            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-", dir=ram))
         return self._scratch / space
 
     def _open_space(self, spec: SpaceSpec) -> None:
@@ -153,6 +171,17 @@ class Engine:
         if stored != spec:  # a follower opening a space another process made writes nothing
             self.store.put_space(spec)
         directory = self._index_dir(spec.name)
+        if self.store.encrypted:  # the RAM index starts empty: one pass over the store
+            index = self._rebuild(directory, spec)
+        else:
+            index = self._open_checkpoint(directory, spec)
+        self.indexes[spec.name] = index
+        self._catch_up(spec.name)
+        changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)
+        if changed and spec.name == TEXT_SPACE:
+            self._reembed(spec)
+
+    def _open_checkpoint(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
         try:
             index = SpaceIndex.open(directory, spec, self.config.index)
             if index.applied_lsn > self.store.last_lsn():
@@ -160,11 +189,7 @@ class Engine:
         except IndexCorruptError as exc:
             logger.warning("index %s unusable (%s); rebuilding from the store", spec.name, exc)
             index = self._rebuild(directory, spec)
-        self.indexes[spec.name] = index
-        self._catch_up(spec.name)
-        changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)
-        if changed and spec.name == TEXT_SPACE:
-            self._reembed(spec)
+        return index
 
     def _rebuild(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
         """A fresh index from the store's vectors, published over whatever ``directory`` holds.
@@ -179,7 +204,7 @@ class Engine:
         for keys, vectors in self.store.iter_vectors(spec.name):
             index.upsert(keys, vectors)
         index.applied_lsn = last
-        if self.path is not None:
+        if self._persist_index:
             index.checkpoint(force=True)
         return index
 
@@ -311,8 +336,9 @@ class Engine:
         """Follow the op log, then persist every index at the LSN it applied."""
         with self._write_lock:
             self._follow_locked()
-            for index in self.indexes.values():
-                index.checkpoint()
+            if not self.store.encrypted:  # an encrypted one keeps no index files (see __init__)
+                for index in self.indexes.values():
+                    index.checkpoint()
             self._ops_since_checkpoint = 0
 
     def ingest(

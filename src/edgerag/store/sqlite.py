@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag import crypto
 from edgerag.entities import graph as entity_graph
 from edgerag.entities import normalize as normalize_entity
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
@@ -47,9 +48,18 @@ def _keys_blob(keys: Any) -> bytes:
 
 
 class Store:
-    """SQLite store of one collection. ``path=None`` keeps it in memory (tests)."""
+    """SQLite store of one collection. ``path=None`` keeps it in memory (tests).
 
-    def __init__(self, path: Path | None, synchronous: str = "FULL") -> None:
+    ``key``: the collection key of an encrypted store (SQLCipher, see :mod:`edgerag.crypto`).
+    Without one, an existing store that turns out to be encrypted takes the environment's key.
+    """
+
+    def __init__(
+        self, path: Path | None, synchronous: str = "FULL", key: bytes | None = None
+    ) -> None:
+        if key is None and path is not None and crypto.store_is_encrypted(path):
+            key = crypto.require_key(path.parent, None)
+        self._key = key if path is not None else None
         if path is None:
             self._uri = f"file:edgerag-{uuid.uuid4().hex}?mode=memory&cache=shared"
         else:
@@ -67,13 +77,23 @@ class Store:
                 self._writer = self._connect(write=True)
                 migrate(self._writer)
             self._backfill_entities()
-        except sqlite3.DatabaseError as exc:
+        except crypto.database_errors() as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
         self._counted: tuple[int, int] = (-1, 0)  # (LSN, item count) for entity IDF
 
     # connections -------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """A new connection of this store's kind (plain or keyed) for a component of its own."""
+        return crypto.open_store_connection(
+            self._uri, self._key, check_same_thread=False, isolation_level=None
+        )
+
+    @property
+    def encrypted(self) -> bool:
+        return self._key is not None
+
     def _connect(self, write: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
+        conn = self.connect()
         conn.execute("PRAGMA busy_timeout = 10000")
         if write:
             if "mode=memory" not in self._uri:
@@ -456,7 +476,7 @@ class Store:
                 f" WHERE items_fts MATCH ?{cond} ORDER BY s DESC LIMIT ?",
                 (match, *params, k),
             ).fetchall()
-        except sqlite3.OperationalError as exc:
+        except crypto.operational_errors() as exc:
             raise ConfigError(f"bad full-text query {match!r}: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
 

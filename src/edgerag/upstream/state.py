@@ -32,9 +32,7 @@ class UpstreamState:
 
     def __init__(self, store: Store) -> None:
         # The store's URI (a file, or a shared-cache memory DB for in-memory collections).
-        self._conn = sqlite3.connect(
-            store._uri, uri=True, check_same_thread=False, isolation_level=None
-        )
+        self._conn = store.connect()  # plain or keyed, like the store's own
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._lock = threading.Lock()

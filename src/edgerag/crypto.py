@@ -1,0 +1,362 @@
+"""Encryption at rest: the one place that knows keys, the store cipher and sealed files.
+
+A collection made with ``encrypt=True`` keeps ``store.db`` (rows, FTS5, vectors, thumbnails, op
+log, WAL) encrypted by SQLCipher 4 and every file it writes besides through AES-256-GCM with a
+fresh random nonce per write (:func:`seal` / :func:`unseal`). Index files are not written at all
+(see ``Engine``: an encrypted collection's indexes live in RAM and are rebuilt from the store).
+
+The user key (32 random bytes) comes from ``EDGERAG_KEY`` (base64) or a key file
+(``EDGERAG_KEY_FILE`` / ``--key-file``, base64 text, readable by its owner only); it is never
+written into the collection. Two subkeys are derived from it with HKDF-SHA256, one for SQLCipher
+(used as a raw key: no PBKDF2 per connection) and one for sealed files, so neither cipher sees
+the other's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgerag.errors import ConfigError, EdgeRagError
+
+KEY_ENV = "EDGERAG_KEY"
+KEY_FILE_ENV = "EDGERAG_KEY_FILE"
+KEY_BYTES = 32
+SEAL_MAGIC = b"ERS1"  # edgerag sealed, format 1: magic | 12-byte nonce | AES-GCM ciphertext+tag
+NONCE_BYTES = 12
+PLAIN_SQLITE_HEADER = b"SQLite format 3\x00"
+# A reader whose key was rotated under it re-reads the key source for this long.
+ROTATION_GRACE_S = 10.0
+
+
+class EncryptionKeyError(ConfigError):
+    """The key of an encrypted collection is missing, malformed or wrong (CLI exit 2, one line)."""
+
+
+class SealedFileError(EdgeRagError):
+    """A sealed file failed authentication: altered, truncated, or sealed under another key."""
+
+
+def _missing_extra() -> EdgeRagError:
+    from edgerag.errors import MissingExtraError
+
+    return MissingExtraError("sqlcipher3", "crypto", "encrypted collections")
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def decode_key(text: str | bytes, source: str) -> bytes:
+    """The 32-byte key in base64 ``text``; ``source`` names where it came from for errors."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EncryptionKeyError(f"{source}: not base64 ({exc})") from exc
+    if len(key) != KEY_BYTES:
+        raise EncryptionKeyError(f"{source}: key is {len(key)} bytes, need {KEY_BYTES} (base64)")
+    return key
+
+
+def read_key_file(path: str | Path) -> bytes:
+    """Read a key file, refusing one that group or others may read or write."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EncryptionKeyError(f"key file {path}: {exc.strerror or exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise EncryptionKeyError(
+            f"key file {path}: permissions {stat.S_IMODE(mode):04o} let others read it; "
+            f"run `chmod 600 {path}`"
+        )
+    return decode_key(data, f"key file {path}")
+
+
+def key_from_env() -> bytes | None:
+    """The key from ``EDGERAG_KEY`` or the file named by ``EDGERAG_KEY_FILE``; None if neither.
+
+    Re-read on every call: a process handed a key *file* follows a rotation (see
+    :func:`rotate_store_key`) without a restart.
+    """
+    text = os.environ.get(KEY_ENV)
+    if text:
+        return decode_key(text, KEY_ENV)
+    path = os.environ.get(KEY_FILE_ENV)
+    return read_key_file(path) if path else None
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+def write_key_file(path: str | Path, key: bytes) -> None:
+    """Write ``key`` (base64) to ``path`` atomically with mode 0600."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, base64.b64encode(key) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def require_key(directory: object, key: bytes | None) -> bytes:
+    """``key`` or the environment's, else the one-line error every command shows."""
+    key = key if key is not None else key_from_env()
+    if key is None:
+        raise EncryptionKeyError(
+            f"collection {directory} is encrypted: the key is missing "
+            f"(set {KEY_ENV} to its base64, or pass --key-file / set {KEY_FILE_ENV})"
+        )
+    return key
+
+
+def _subkey(key: bytes, purpose: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(hashes.SHA256(), KEY_BYTES, salt=None, info=b"edgerag " + purpose).derive(key)
+
+
+# ----------------------------------------------------------------------------- store
+
+
+def store_is_encrypted(path: Path) -> bool:
+    """True when ``path`` holds a database that is not plain SQLite (SQLCipher's is random)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(PLAIN_SQLITE_HEADER))
+    except FileNotFoundError:
+        return False
+    return len(head) > 0 and head != PLAIN_SQLITE_HEADER
+
+
+def _sqlcipher() -> Any:
+    try:
+        import sqlcipher3
+    except ImportError as exc:
+        raise _missing_extra() from exc
+    return sqlcipher3
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes a store connection raises (sqlcipher3's do not subclass sqlite3's)."""
+    try:
+        import sqlcipher3
+    except ImportError:
+        return (sqlite3.DatabaseError,)
+    return (sqlite3.DatabaseError, sqlcipher3.dbapi2.DatabaseError)
+
+
+def operational_errors() -> tuple[type[BaseException], ...]:
+    """``sqlite3.OperationalError`` and its sqlcipher3 twin (a bad FTS5 query, a busy store)."""
+    try:
+        import sqlcipher3
+    except ImportError:
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, sqlcipher3.dbapi2.OperationalError)
+
+
+def _pragma_key(name: str, key: bytes) -> str:
+    # A raw 256-bit key ("x'…'"): SQLCipher skips its PBKDF2, so opening a connection is cheap.
+    return f"PRAGMA {name} = \"x'{_subkey(key, b'store').hex()}'\""
+
+
+def _raw_connect(uri: str, key: bytes, **kwargs: Any) -> Any:
+    sqlcipher3 = _sqlcipher()
+    conn = sqlcipher3.connect(uri, uri=True, **kwargs)
+    conn.execute("PRAGMA cipher_log_level = NONE")  # errors are raised, not printed to stderr
+    conn.execute(_pragma_key("key", key))
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a wrong key fails here
+    return conn
+
+
+def _not_a_database(exc: BaseException) -> bool:
+    return "not a database" in str(exc)
+
+
+def open_store_connection(
+    uri: str, key: bytes | None, key_source: Callable[[], bytes | None] | None = None, **kwargs: Any
+) -> Any:
+    """A DB-API connection to the store at ``uri``: plain sqlite3 without a key, else SQLCipher.
+
+    ``key_source`` (default: the environment) is asked again when the key turns out to have been
+    rotated by another process: the connection reconnects with the new key instead of failing.
+
+    Raises:
+        EncryptionKeyError: the key does not open the store.
+    """
+    if key is None:
+        return sqlite3.connect(uri, uri=True, **kwargs)
+    try:
+        conn = _raw_connect(uri, key, **kwargs)
+    except database_errors() as exc:
+        if not _not_a_database(exc):
+            raise
+        raise EncryptionKeyError(
+            f"{_uri_path(uri)}: wrong key for this encrypted collection "
+            "(or the file is not an edgerag store)"
+        ) from exc
+    return KeyedConnection(conn, uri, key, key_source or key_from_env, kwargs)
+
+
+def _uri_path(uri: str) -> str:
+    return uri.removeprefix("file:").split("?", 1)[0]
+
+
+class KeyedConnection:
+    """A SQLCipher connection that survives a key rotation by another process.
+
+    After ``PRAGMA rekey`` elsewhere, every page this connection reads fails authentication
+    ("file is not a database"), and SQLCipher cannot re-key an open connection. Outside a
+    transaction, a statement that fails so re-reads the key source and reconnects (for up to
+    :data:`ROTATION_GRACE_S`, the time a rotation takes to install the new key file).
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        uri: str,
+        key: bytes,
+        key_source: Callable[[], bytes | None],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._conn = conn
+        self._uri = uri
+        self._key = key
+        self._key_source = key_source
+        self._kwargs = kwargs
+        self._setup: list[str] = []  # PRAGMAs to replay on a new connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._retrying(self._conn_call("execute"), sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._retrying(self._conn_call("executemany"), sql, *args)
+
+    def _conn_call(self, name: str) -> Callable[..., Any]:
+        return lambda *a: getattr(self._conn, name)(*a)
+
+    def _retrying(self, call: Callable[..., Any], sql: str, *args: Any) -> Any:
+        try:
+            result = call(sql, *args)
+        except database_errors() as exc:
+            if not _not_a_database(exc) or self._conn.in_transaction:
+                raise
+            self._reconnect(exc)
+            result = call(sql, *args)
+        if sql.lstrip().upper().startswith("PRAGMA") and "=" in sql:
+            self._setup.append(sql)
+        return result
+
+    def _reconnect(self, first: BaseException) -> None:
+        deadline = time.monotonic() + ROTATION_GRACE_S
+        while True:
+            key = self._key_source()
+            if key is not None:
+                try:
+                    conn = _raw_connect(self._uri, key, **self._kwargs)
+                except database_errors():
+                    conn = None
+                if conn is not None:
+                    for sql in self._setup:
+                        conn.execute(sql)
+                    self._conn.close()
+                    self._conn, self._key = conn, key
+                    return
+            if time.monotonic() > deadline:
+                raise EncryptionKeyError(
+                    f"{_uri_path(self._uri)}: the key no longer opens this encrypted collection "
+                    "(rotated? give the process the new key)"
+                ) from first
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def rekey_store(conn: Any, new: bytes) -> None:
+    """Re-encrypt every page of the store under ``new`` (one transaction; readers wait)."""
+    target = conn._conn if isinstance(conn, KeyedConnection) else conn
+    target.execute(_pragma_key("rekey", new))
+    if isinstance(conn, KeyedConnection):
+        conn._key = new
+
+
+# ----------------------------------------------------------------------------- sealed files
+
+
+def seal(data: bytes, key: bytes, context: bytes = b"") -> bytes:
+    """Encrypt and authenticate ``data`` (AES-256-GCM, fresh nonce). ``context`` (e.g. the file
+    name) is authenticated too, so a sealed file moved to another name does not open."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(NONCE_BYTES)
+    body = AESGCM(_subkey(key, b"files")).encrypt(nonce, data, SEAL_MAGIC + context)
+    return SEAL_MAGIC + nonce + body
+
+
+def unseal(blob: bytes, key: bytes, context: bytes = b"", name: str = "sealed data") -> bytes:
+    """The plaintext of :func:`seal`'s output; a flipped byte or another key → SealedFileError."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not blob.startswith(SEAL_MAGIC) or len(blob) < len(SEAL_MAGIC) + NONCE_BYTES + 16:
+        raise SealedFileError(f"{name}: not an edgerag sealed file")
+    nonce = blob[len(SEAL_MAGIC) : len(SEAL_MAGIC) + NONCE_BYTES]
+    body = blob[len(SEAL_MAGIC) + NONCE_BYTES :]
+    try:
+        return AESGCM(_subkey(key, b"files")).decrypt(nonce, body, SEAL_MAGIC + context)
+    except InvalidTag as exc:
+        raise SealedFileError(
+            f"{name}: authentication failed (the file was altered, or sealed under another key)"
+        ) from exc
+
+
+def write_sealed(path: Path, data: bytes, key: bytes) -> None:
+    """Seal ``data`` into ``path`` atomically (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(seal(data, key, path.name.encode()))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_sealed(path: Path, key: bytes) -> bytes:
+    return unseal(path.read_bytes(), key, path.name.encode(), name=str(path))
+
+
+def reseal_tree(directory: Path, old: bytes, new: bytes) -> int:
+    """Re-seal every sealed file under ``directory`` from ``old`` to ``new``; returns the count.
+
+    Files already under ``new`` (a rotation re-run after a crash) are left as they are.
+    """
+    count = 0
+    if not directory.is_dir():
+        return 0
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        blob = path.read_bytes()
+        if not blob.startswith(SEAL_MAGIC):
+            continue
+        try:
+            data = unseal(blob, old, path.name.encode(), name=str(path))
+        except SealedFileError:
+            unseal(blob, new, path.name.encode(), name=str(path))  # raises if neither key fits
+            continue
+        write_sealed(path, data, new)
+        count += 1
+    return count
