@@ -288,6 +288,38 @@ class KeyedConnection:
         self._conn.close()
 
 
+def collection_key(directory: Path, key: bytes | None = None) -> bytes | None:
+    """The key an existing collection needs, checked against its store; None when it is plain.
+
+    Lets a front door (``edgerag serve``) refuse to start with one clear line instead of
+    failing later inside a server's startup.
+    """
+    store = Path(directory) / "store.db"
+    if not store_is_encrypted(store):
+        return None
+    key = require_key(directory, key)
+    open_store_connection(f"file:{store}?mode=ro", key).close()
+    return key
+
+
+def rotate_collection_key(directory: Path, old: bytes, new: bytes) -> int:
+    """Re-encrypt the store under ``new`` (PRAGMA rekey), then re-seal every sealed file.
+
+    Readers keep going: SQLite WAL readers finish their snapshots under the old key, and a
+    :class:`KeyedConnection` whose key source now yields ``new`` reconnects on its next read.
+    Returns the number of files re-sealed.
+    """
+    store = Path(directory) / "store.db"
+    conn = open_store_connection(f"file:{store}", old, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        rekey_store(conn, new)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no frames under the old key remain
+    finally:
+        conn.close()
+    return reseal_tree(Path(directory) / "originals", old, new)
+
+
 def rekey_store(conn: Any, new: bytes) -> None:
     """Re-encrypt every page of the store under ``new`` (one transaction; readers wait)."""
     target = conn._conn if isinstance(conn, KeyedConnection) else conn

@@ -11,13 +11,23 @@ from typing import Any
 
 import click
 
+from edgerag.crypto import EncryptionKeyError
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
+
+
+class _KeyProblem(click.ClickException):
+    """A missing or wrong collection key: one line, exit 2 (no usage text: the command was
+    right, the key was not)."""
+
+    exit_code = 2
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except EncryptionKeyError as exc:
+            raise _KeyProblem(str(exc)) from exc
         except NotFoundError as exc:
             raise click.ClickException(f"not found: {exc}") from exc
         except ConfigError as exc:
@@ -41,3 +51,6 @@ from edgerag.cli import ask, bench, check, core, demo, documents, fleet, mcp, se
 
 # isort: split
 from edgerag.cli import upstream  # noqa: E402,F401  (registers `edgerag upstream`)
+
+# isort: split
+from edgerag.cli import crypt  # noqa: E402,F401  (registers init, new-key, rotate-key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from edgerag import crypto
 from edgerag.cli import main
 from edgerag.config import MODES, EngineConfig
 from edgerag.engine import Engine
@@ -17,13 +19,37 @@ from edgerag.index.base import IndexConfig
 from edgerag.retrieval.filters import parse_cli_filters
 from edgerag.types import Query, SearchResponse
 
-DB = click.option(
+_DB = click.option(
     "--db",
     "db",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Collection directory (created on first ingest).",
 )
+
+
+def _use_key_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """``--key-file`` wins over the environment; every store this process opens reads it (and
+    re-reads it after a rotation)."""
+    if value is None:
+        return
+    crypto.read_key_file(value)  # refuse a malformed or group/other-readable file right away
+    os.environ.pop(crypto.KEY_ENV, None)
+    os.environ[crypto.KEY_FILE_ENV] = str(value.resolve())
+
+
+KEY_FILE = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    expose_value=False,
+    callback=_use_key_file,
+    help=f"Key of an encrypted collection (base64, mode 0600); default ${crypto.KEY_ENV}.",
+)
+
+
+def DB(command: Any) -> Any:  # noqa: N802  (used as the @DB decorator, like the option it was)
+    """``--db`` plus ``--key-file`` (an encrypted collection's key)."""
+    return KEY_FILE(_DB(command))
 
 
 def require_collection(db: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from edgerag.cli import main
+from edgerag.cli.core import KEY_FILE
 from edgerag.errors import MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ DB = click.option(
 
 @main.command()
 @DB
+@KEY_FILE
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -90,6 +92,9 @@ def serve(
         from edgerag.cli.core import require_collection
 
         require_collection(settings.db)
+    from edgerag.crypto import collection_key
+
+    collection_key(settings.db)  # a missing or wrong key is one line here, not a startup trace
     app = create_app(settings)
     scheme = "https" if settings.tls_cert else "http"
     click.echo(f"edgerag serving {db} on {scheme}://{host}:{port} (API docs at /docs)", err=True)

@@ -8,7 +8,6 @@ transaction, so a crash at any point re-ships at most one batch (idempotent upse
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from typing import Any
