@@ -253,3 +253,43 @@ def test_rotation_while_another_process_keeps_searching(
     refused = run("stats", "--db", str(db), "--key-file", str(old_file))
     assert refused.returncode == 2 and "wrong key" in refused.stderr
     assert run("stats", "--db", str(db), "--key-file", str(new_file)).returncode == 0
+
+
+# ------------------------------------------------------------------ HTTP uploads (sealed files)
+
+
+def test_uploaded_originals_are_sealed_served_and_resealed_on_rotation(
+    tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from edgerag.server import ServerSettings, create_app
+    from edgerag.server.auth import KeyStore
+
+    monkeypatch.setenv(crypto.KEY_FILE_ENV, str(key_file))
+    db = tmp_path / "kb"
+    Engine.open(db, config(True)).close()
+    write = {"X-API-Key": KeyStore(db).create("write", "test")[1]}
+    body = DOCS["secret.txt"].encode()
+    with TestClient(create_app(ServerSettings(db=db))) as client:
+        r = client.post("/ingest", files={"files": ("secret.txt", body)}, headers=write)
+        assert r.status_code == 200, r.text
+        assert client.get("/files/secret.txt").content == body
+        assert scan_dir_for(db, [b"QV-9931", b"zanzibar"]) == {}
+        (sealed,) = (db / "originals").iterdir()
+        assert sealed.read_bytes().startswith(crypto.SEAL_MAGIC)
+        new_file = tmp_path / "new.key"
+        crypto.write_key_file(new_file, crypto.new_key())
+        old, new = crypto.read_key_file(key_file), crypto.read_key_file(new_file)
+        assert crypto.rotate_collection_key(db, old, new) == 1
+        with pytest.raises(crypto.SealedFileError):
+            crypto.read_sealed(sealed, old)
+        monkeypatch.setenv(crypto.KEY_FILE_ENV, str(new_file))
+        assert client.get("/files/secret.txt").content == body  # store and file, new key
+        tampered = bytearray(sealed.read_bytes())
+        tampered[len(tampered) // 2] ^= 0x40
+        sealed.write_bytes(bytes(tampered))
+    with TestClient(create_app(ServerSettings(db=db)), raise_server_exceptions=False) as client:
+        r = client.get("/files/secret.txt")
+        assert r.status_code == 500 and "authentication failed" in r.json()["error"]["message"]
