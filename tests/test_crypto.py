@@ -293,3 +293,57 @@ def test_uploaded_originals_are_sealed_served_and_resealed_on_rotation(
     with TestClient(create_app(ServerSettings(db=db)), raise_server_exceptions=False) as client:
         r = client.get("/files/secret.txt")
         assert r.status_code == 500 and "authentication failed" in r.json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ fleet replicas
+
+
+def test_fleet_nodes_replicate_into_encrypted_stores(
+    tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three real node processes given the key (EDGERAG_KEY_FILE) over encrypted collections:
+    ops replicate, searches route, and no replica directory holds a readable document."""
+    pytest.importorskip("nats")
+    import asyncio
+
+    from edgerag.fleet.ingest_stream import IngestClient
+    from fleet_harness import Fleet, make_docs, wait_for
+
+    monkeypatch.setenv(crypto.KEY_FILE_ENV, str(key_file))
+    nodes = ["n1", "n2", "n3"]
+    for node in nodes:  # created encrypted; the worker's own config does not say so
+        Engine.open(tmp_path / node, config(True)).close()
+    docs = make_docs(12)
+    docs["secret.txt"] = SECRET
+    fleet = Fleet(tmp_path)
+
+    async def scenario() -> None:
+        await fleet.connect()
+        try:
+            await wait_for(fleet.all_serving, 30, "every replica serving")
+            client = IngestClient(fleet.nc, fleet.names)
+            last = 0
+            for name, text in docs.items():
+                result = await client.put(name, text.encode(), doc_id=name, wait=True)
+                last = max(last, result["op_seq"])
+            got = await fleet.router.search(SECRET, k=3, mode="dense", min_seq=last)
+            assert not got.partial and got.hits[0]["doc_id"] == "secret.txt"
+        finally:
+            await fleet.disconnect()
+
+    try:
+        for node in nodes:
+            fleet.start_node(node)
+        asyncio.run(scenario())
+    finally:
+        fleet.close()
+    holders = 0
+    for node in nodes:
+        assert scan_dir_for(tmp_path / node, [b"QV-9931", b"zanzibar"]) == {}
+        with Engine.open(tmp_path / node) as replica:
+            assert replica.store.encrypted
+            holders += replica.store.document("secret.txt") is not None
+    assert holders == fleet.replicas  # every replica of the document's shard has it
+    monkeypatch.delenv(crypto.KEY_FILE_ENV)
+    refused = run("node", "--db", str(tmp_path / "n1"), "--nats", fleet.server.url)
+    assert refused.returncode == 2 and "the key is missing" in refused.stderr

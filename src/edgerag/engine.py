@@ -13,6 +13,7 @@ newer one (see ``index/space.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -127,6 +128,8 @@ class Engine:
         config_file = directory / "config.json"
         if config is None:
             config = EngineConfig.load(config_file) if config_file.exists() else EngineConfig()
+        if not config.encrypt and crypto.store_is_encrypted(directory / "store.db"):
+            config = dataclasses.replace(config, encrypt=True)  # a caller's config can't undo it
         if config.encrypt:
             key = crypto.require_key(directory, key)  # before anything is written
         directory.mkdir(parents=True, exist_ok=True)
