@@ -133,12 +133,33 @@ def test_encrypted_collection_equals_the_plain_one(
     with Engine.open(tmp_path / "enc", config(True)) as enc:
         enc.ingest([corpus])
         assert ranked(enc) == want
-    with Engine.open(tmp_path / "enc") as reopened:  # index rebuilt in RAM from the store
-        assert reopened.store.encrypted
-        assert ranked(reopened) == want
-        assert reopened.stats()["documents"] == len(DOCS)
     assert want[0][0][0] == "secret.txt"
-    assert not (tmp_path / "enc" / "index").exists()  # no index files on disk
+    # Reopened from the sealed checkpoint (unpacked into RAM), not rebuilt from the store.
+    with monkeypatch.context() as m:
+        m.setattr(Engine, "_rebuild", lambda *a: pytest.fail("rebuilt instead of restored"))
+        with Engine.open(tmp_path / "enc") as reopened:
+            assert reopened.store.encrypted
+            assert ranked(reopened) == want
+            assert reopened.stats()["documents"] == len(DOCS)
+    index_files = files_in(tmp_path / "enc" / "index")
+    assert index_files == [".sealed.lock", "text.sealed"]  # no plain index file on disk
+
+
+def test_tampered_sealed_checkpoint_is_rebuilt_from_the_store(
+    tmp_path: Path, corpus: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(crypto.KEY_FILE_ENV, str(key_file))
+    db = tmp_path / "enc"
+    with Engine.open(db, config(True)) as engine:
+        engine.ingest([corpus])
+        want = ranked(engine)
+    sealed_file = db / "index" / "text.sealed"
+    blob = bytearray(sealed_file.read_bytes())
+    blob[-100] ^= 0x01
+    sealed_file.write_bytes(bytes(blob))
+    with Engine.open(db) as engine:  # authentication fails: rebuilt, never served
+        assert ranked(engine) == want
+    assert sealed_file.read_bytes() != bytes(blob)  # replaced by a good one
 
 
 def test_byte_scan_of_encrypted_directory_finds_no_plaintext(
@@ -282,7 +303,7 @@ def test_uploaded_originals_are_sealed_served_and_resealed_on_rotation(
         new_file = tmp_path / "new.key"
         crypto.write_key_file(new_file, crypto.new_key())
         old, new = crypto.read_key_file(key_file), crypto.read_key_file(new_file)
-        assert crypto.rotate_collection_key(db, old, new) == 1
+        assert crypto.rotate_collection_key(db, old, new) == 2  # the upload, the text index
         with pytest.raises(crypto.SealedFileError):
             crypto.read_sealed(sealed, old)
         monkeypatch.setenv(crypto.KEY_FILE_ENV, str(new_file))

@@ -284,6 +284,11 @@ class KeyedConnection:
                 ) from first
             time.sleep(0.05)
 
+    @property
+    def key(self) -> bytes:
+        """The key this connection opened the store with (the new one after a rotation)."""
+        return self._key
+
     def close(self) -> None:
         self._conn.close()
 
@@ -317,7 +322,10 @@ def rotate_collection_key(directory: Path, old: bytes, new: bytes) -> int:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no frames under the old key remain
     finally:
         conn.close()
-    return reseal_tree(Path(directory) / "originals", old, new)
+    from edgerag.index.sealed import reseal_all  # the index layer's file format
+
+    resealed = reseal_all(Path(directory) / "index", old, new)
+    return resealed + reseal_tree(Path(directory) / "originals", old, new)
 
 
 def rekey_store(conn: Any, new: bytes) -> None:

@@ -29,6 +29,7 @@ from edgerag import crypto
 from edgerag.config import MODES, EngineConfig
 from edgerag.encoders.base import TextEncoder
 from edgerag.errors import ConfigError, IndexCorruptError, InputError, NotFoundError
+from edgerag.index import sealed
 from edgerag.index.space import SpaceIndex
 from edgerag.ingest.chunking import RegexSpans, TokenSpans, WordpieceSpans
 from edgerag.ingest.documents import (
@@ -89,8 +90,8 @@ class Engine:
             key = crypto.require_key(path, key)
         store_file = path / "store.db" if path else None
         self.store = Store(store_file, synchronous=config.synchronous, key=key)
-        # An encrypted collection writes no index files: its indexes live in RAM (a private
-        # tmpfs directory) and are rebuilt from the encrypted store when a process opens it.
+        # An encrypted collection writes no plain index files: its indexes live in RAM (a
+        # private tmpfs directory) and are persisted as sealed checkpoints (index/sealed.py).
         self._persist_index = path is not None and not self.store.encrypted
         self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
         self._media: Any = None
@@ -145,8 +146,9 @@ class Engine:
     def close(self) -> None:
         with self._write_lock:
             for index in self.indexes.values():
-                if self._persist_index:
+                if self.path is not None:
                     index.checkpoint()  # at the LSN it applied; kept if another is newer
+                    self._seal(index)
                 index.close()
             self.store.close()
             if self._scratch is not None:
@@ -174,8 +176,8 @@ class Engine:
         if stored != spec:  # a follower opening a space another process made writes nothing
             self.store.put_space(spec)
         directory = self._index_dir(spec.name)
-        if self.store.encrypted:  # the RAM index starts empty: one pass over the store
-            index = self._rebuild(directory, spec)
+        if self.store.encrypted:
+            index = self._open_sealed(directory, spec)
         else:
             index = self._open_checkpoint(directory, spec)
         self.indexes[spec.name] = index
@@ -183,6 +185,22 @@ class Engine:
         changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)
         if changed and spec.name == TEXT_SPACE:
             self._reembed(spec)
+
+    def _open_sealed(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
+        """An encrypted collection's index: its sealed checkpoint unpacked into RAM, else
+        rebuilt from the store (and sealed, so the next process starts from it)."""
+        assert self.path is not None and self.store.key is not None
+        if sealed.restore(self.path / "index", spec.name, directory, self.store.key):
+            return self._open_checkpoint(directory, spec)
+        index = self._rebuild(directory, spec)
+        index.checkpoint(force=True)
+        self._seal(index)
+        return index
+
+    def _seal(self, index: SpaceIndex) -> None:
+        key = self.store.key
+        if self.path is not None and self.store.encrypted and key is not None:
+            sealed.publish(index.directory, self.path / "index", index.spec.name, key)
 
     def _open_checkpoint(self, directory: Path, spec: SpaceSpec) -> SpaceIndex:
         try:
@@ -339,9 +357,9 @@ class Engine:
         """Follow the op log, then persist every index at the LSN it applied."""
         with self._write_lock:
             self._follow_locked()
-            if not self.store.encrypted:  # an encrypted one keeps no index files (see __init__)
-                for index in self.indexes.values():
-                    index.checkpoint()
+            for index in self.indexes.values():
+                index.checkpoint()
+                self._seal(index)
             self._ops_since_checkpoint = 0
 
     def ingest(

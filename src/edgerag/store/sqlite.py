@@ -92,6 +92,12 @@ class Store:
     def encrypted(self) -> bool:
         return self._key is not None
 
+    @property
+    def key(self) -> bytes | None:
+        """The key that opens the store now (after a rotation: the one this thread's reader
+        reconnected with)."""
+        return getattr(getattr(self._local, "conn", None), "key", None) or self._key
+
     def _connect(self, write: bool) -> sqlite3.Connection:
         conn = self.connect()
         conn.execute("PRAGMA busy_timeout = 10000")
