@@ -368,3 +368,22 @@ def test_fleet_nodes_replicate_into_encrypted_stores(
     monkeypatch.delenv(crypto.KEY_FILE_ENV)
     refused = run("node", "--db", str(tmp_path / "n1"), "--nats", fleet.server.url)
     assert refused.returncode == 2 and "the key is missing" in refused.stderr
+
+
+def test_another_process_write_is_followed_in_an_encrypted_collection(
+    tmp_path: Path, corpus: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WAL and the op log across processes work through SQLCipher: a CLI ingest in another
+    process is visible to this process's next search, and its checkpoint is sealed too."""
+    monkeypatch.setenv(crypto.KEY_FILE_ENV, str(key_file))
+    db = tmp_path / "kb"
+    with Engine.open(db, config(True)) as engine:
+        engine.ingest([corpus / "pump.md"])
+        before = engine.search("zanzibar glycol", k=5).hits
+        assert "secret.txt" not in {Path(h.source).name for h in before}
+        env = {crypto.KEY_FILE_ENV: str(key_file)}
+        added = run("ingest", str(corpus / "secret.txt"), "--db", str(db), env=env)
+        assert added.returncode == 0, added.stderr
+        hits = engine.search("zanzibar glycol", k=5).hits
+        assert hits and Path(hits[0].source).name == "secret.txt"
+    assert scan_dir_for(db, [b"QV-9931", b"zanzibar"]) == {}
