@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from edgerag.cli import main
+from edgerag.cli.core import KEY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def _words(text: str | None) -> tuple[str, ...]:
 
 
 @main.command()
+@KEY_FILE
 @click.option(
     "--db",
     type=click.Path(file_okay=False, path_type=Path),
