@@ -387,3 +387,29 @@ def test_another_process_write_is_followed_in_an_encrypted_collection(
         hits = engine.search("zanzibar glycol", k=5).hits
         assert hits and Path(hits[0].source).name == "secret.txt"
     assert scan_dir_for(db, [b"QV-9931", b"zanzibar"]) == {}
+
+
+def test_ram_copies_of_a_killed_process_are_swept(
+    tmp_path: Path, corpus: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decrypted RAM index of a process killed with SIGKILL does not stay in /dev/shm: the
+    next process that opens an encrypted collection removes it."""
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm")
+    monkeypatch.setenv(crypto.KEY_FILE_ENV, str(key_file))
+    db = tmp_path / "kb"
+    with Engine.open(db, config(True)) as engine:
+        engine.ingest([corpus])
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, str(READER), str(db), "pump", "pump.md", str(stop), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "READY"
+    left = list(Path("/dev/shm").glob(f"edgerag-index-{reader.pid}-*"))
+    assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*"))
+    reader.kill()
+    reader.wait(timeout=30)
+    with Engine.open(db):
+        assert not left[0].exists()

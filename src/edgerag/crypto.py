@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -334,6 +336,35 @@ def rekey_store(conn: Any, new: bytes) -> None:
     target.execute(_pragma_key("rekey", new))
     if isinstance(conn, KeyedConnection):
         conn._key = new
+
+
+# ----------------------------------------------------------------------------- RAM scratch
+
+
+def ram_scratch_dir(prefix: str) -> Path:
+    """A private directory in RAM (tmpfs ``/dev/shm``) for decrypted working files.
+
+    Named ``<prefix><pid>-…``: directories left by processes that died without cleaning up
+    (kill -9) are removed here first, so decrypted data does not outlive its process for long.
+    """
+    ram = Path("/dev/shm")
+    if not ram.is_dir():
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    for stale in ram.glob(f"{prefix}*-*"):
+        pid = stale.name.removeprefix(prefix).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=ram))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ----------------------------------------------------------------------------- sealed files

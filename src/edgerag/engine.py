@@ -161,9 +161,10 @@ class Engine:
             return self.path / "index" / space
         # In-memory and encrypted collections keep their index files in a private temp dir,
         # removed on close; an encrypted one's in RAM (tmpfs), never on the disk in plain.
+        if self._scratch is None and self.store.encrypted:
+            self._scratch = crypto.ram_scratch_dir("edgerag-index-")
         if self._scratch is None:
-            ram = "/dev/shm" if self.store.encrypted and os.path.isdir("/dev/shm") else None
-            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-", dir=ram))
+            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
         return self._scratch / space
 
     def _open_space(self, spec: SpaceSpec) -> None:

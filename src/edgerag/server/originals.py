@@ -18,7 +18,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from edgerag import crypto
@@ -67,8 +66,7 @@ class Originals:
 
     def _plain_copy(self, path: Path, key: bytes) -> Path:
         if self._copies is None:
-            ram = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self._copies = Path(tempfile.mkdtemp(prefix="edgerag-originals-", dir=ram))
+            self._copies = crypto.ram_scratch_dir("edgerag-originals-")
             atexit.register(shutil.rmtree, self._copies, True)
         data = crypto.read_sealed(path, key)  # re-read each time: a re-upload replaces it
         copy = self._copies / path.name
