@@ -413,3 +413,27 @@ def test_ram_copies_of_a_killed_process_are_swept(
     reader.wait(timeout=30)
     with Engine.open(db):
         assert not left[0].exists()
+
+
+def test_a_flipped_byte_in_the_encrypted_store_is_a_clear_error(
+    tmp_path: Path, corpus: Path, key_file: Path
+) -> None:
+    env = {crypto.KEY_FILE_ENV: str(key_file)}
+    db = tmp_path / "kb"
+    assert run("init", "--db", str(db), "--encrypt", "--encoder", "hash", env=env).returncode == 0
+    assert run("ingest", str(corpus), "--db", str(db), env=env).returncode == 0
+    stats = run("stats", "--db", str(db), "--json", env=env)
+    assert 0 < json.loads(stats.stdout)["store_bytes"] < 10**8  # PRAGMA page_size is a str there
+    store = db / "store.db"
+    data = bytearray(store.read_bytes())
+    pages = len(data) // 4096
+    for page in sorted({1, 2, pages // 3, pages // 2, pages - 2, pages - 1}):  # not page 0
+        damaged = bytearray(data)
+        damaged[page * 4096 + 200] ^= 0x01
+        store.write_bytes(bytes(damaged))
+        proc = run("check", "--db", str(db), env=env)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().endswith("restore it from a backup or a replica")
+        assert len(proc.stderr.strip().splitlines()) == 1
+    store.write_bytes(bytes(data))
+    assert run("check", "--db", str(db), env=env).returncode == 0

@@ -46,6 +46,10 @@ class SealedFileError(EdgeRagError):
     """A sealed file failed authentication: altered, truncated, or sealed under another key."""
 
 
+class TamperedStoreError(EdgeRagError):
+    """A page of an encrypted store failed authentication: the file was altered or damaged."""
+
+
 def _missing_extra() -> EdgeRagError:
     from edgerag.errors import MissingExtraError
 
@@ -207,7 +211,7 @@ def open_store_connection(
             raise
         raise EncryptionKeyError(
             f"{_uri_path(uri)}: wrong key for this encrypted collection "
-            "(or the file is not an edgerag store)"
+            "(or its first page is damaged)"
         ) from exc
     return KeyedConnection(conn, uri, key, key_source or key_from_env, kwargs)
 
@@ -254,15 +258,34 @@ class KeyedConnection:
 
     def _retrying(self, call: Callable[..., Any], sql: str, *args: Any) -> Any:
         try:
-            result = call(sql, *args)
+            try:
+                result = call(sql, *args)
+            except database_errors() as exc:
+                if not _not_a_database(exc) or self._conn.in_transaction:
+                    raise
+                self._reconnect(exc)
+                result = call(sql, *args)
         except database_errors() as exc:
-            if not _not_a_database(exc) or self._conn.in_transaction:
+            clear = self.tampered(exc)
+            if clear is None:
                 raise
-            self._reconnect(exc)
-            result = call(sql, *args)
+            raise clear from exc
         if sql.lstrip().upper().startswith("PRAGMA") and "=" in sql:
             self._setup.append(sql)
-        return result
+        return _Cursor(result, self)
+
+    def tampered(self, exc: BaseException) -> TamperedStoreError | None:
+        """The clear error for a page that failed its HMAC (SQLCipher reports it as a malformed
+        or foreign file), else None."""
+        # SQLCipher reports a failed HMAC as SQLITE_CORRUPT / SQLITE_NOTADB, which surface as
+        # the bare DatabaseError class ("malformed", "not a database", "vtable constructor
+        # failed", ...); OperationalError (busy, bad SQL) and IntegrityError are other causes.
+        if type(exc).__name__ != "DatabaseError" and "malformed" not in str(exc):
+            return None
+        return TamperedStoreError(
+            f"{_uri_path(self._uri)}: a page failed authentication (the encrypted store was "
+            "altered or damaged); restore it from a backup or a replica"
+        )
 
     def _reconnect(self, first: BaseException) -> None:
         deadline = time.monotonic() + ROTATION_GRACE_S
@@ -328,6 +351,42 @@ def rotate_collection_key(directory: Path, old: bytes, new: bytes) -> int:
 
     resealed = reseal_all(Path(directory) / "index", old, new)
     return resealed + reseal_tree(Path(directory) / "originals", old, new)
+
+
+class _Cursor:
+    """A cursor whose row reads report a tampered page as :class:`TamperedStoreError` (rows
+    are decrypted as they are stepped, after ``execute`` returned)."""
+
+    def __init__(self, cursor: Any, owner: KeyedConnection) -> None:
+        self._cursor = cursor
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def _read(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._cursor, method)(*args)
+        except database_errors() as exc:
+            clear = self._owner.tampered(exc)
+            if clear is None:
+                raise
+            raise clear from exc
+
+    def fetchone(self) -> Any:
+        return self._read("fetchone")
+
+    def fetchall(self) -> Any:
+        return self._read("fetchall")
+
+    def fetchmany(self, *size: int) -> Any:
+        return self._read("fetchmany", *size)
+
+    def __iter__(self) -> _Cursor:
+        return self
+
+    def __next__(self) -> Any:
+        return self._read("__next__")
 
 
 def rekey_store(conn: Any, new: bytes) -> None:

@@ -630,7 +630,7 @@ class Store:
     def file_size(self) -> int:
         page = self._reader.execute("PRAGMA page_count").fetchone()[0]
         size = self._reader.execute("PRAGMA page_size").fetchone()[0]
-        return int(page * size)
+        return int(page) * int(size)  # SQLCipher answers PRAGMA page_size with a string
 
 
 def fts_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
