@@ -91,7 +91,7 @@ def check_collection(
 
 def _run(directory: Path, report: CheckReport, repair: bool, sample: int) -> None:
     store_file = directory / "store.db"
-    key = crypto.require_key(directory, None) if crypto.store_is_encrypted(store_file) else None
+    key = crypto.require_key(directory, None) if crypto.collection_encrypted(directory) else None
     conn = crypto.open_store_connection(f"file:{store_file}?mode=ro", key)
     conn.execute("PRAGMA busy_timeout = 10000")
     try:

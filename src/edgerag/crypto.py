@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import shutil
 import sqlite3
@@ -33,7 +34,6 @@ KEY_FILE_ENV = "EDGERAG_KEY_FILE"
 KEY_BYTES = 32
 SEAL_MAGIC = b"ERS1"  # edgerag sealed, format 1: magic | 12-byte nonce | AES-GCM ciphertext+tag
 NONCE_BYTES = 12
-PLAIN_SQLITE_HEADER = b"SQLite format 3\x00"
 # A reader whose key was rotated under it re-reads the key source for this long.
 ROTATION_GRACE_S = 10.0
 
@@ -137,14 +137,18 @@ def _subkey(key: bytes, purpose: bytes) -> bytes:
 # ----------------------------------------------------------------------------- store
 
 
-def store_is_encrypted(path: Path) -> bool:
-    """True when ``path`` holds a database that is not plain SQLite (SQLCipher's is random)."""
+def collection_encrypted(directory: Path) -> bool:
+    """True when the collection in ``directory`` is encrypted (its ``config.json`` says so).
+
+    Never decided by reading ``store.db`` itself: opening and closing a database file in a
+    process that holds SQLite connections to it drops their POSIX locks (SQLite's documented
+    pitfall), and concurrent writers then corrupt the store.
+    """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(PLAIN_SQLITE_HEADER))
-    except FileNotFoundError:
+        data = json.loads((Path(directory) / "config.json").read_text())
+    except (OSError, ValueError):
         return False
-    return len(head) > 0 and head != PLAIN_SQLITE_HEADER
+    return isinstance(data, dict) and data.get("encrypt") is True
 
 
 def _sqlcipher() -> Any:
@@ -325,7 +329,7 @@ def collection_key(directory: Path, key: bytes | None = None) -> bytes | None:
     failing later inside a server's startup.
     """
     store = Path(directory) / "store.db"
-    if not store_is_encrypted(store):
+    if not collection_encrypted(directory):
         return None
     key = require_key(directory, key)
     open_store_connection(f"file:{store}?mode=ro", key).close()

@@ -129,7 +129,7 @@ class Engine:
         config_file = directory / "config.json"
         if config is None:
             config = EngineConfig.load(config_file) if config_file.exists() else EngineConfig()
-        if not config.encrypt and crypto.store_is_encrypted(directory / "store.db"):
+        if not config.encrypt and crypto.collection_encrypted(directory):
             config = dataclasses.replace(config, encrypt=True)  # a caller's config can't undo it
         if config.encrypt:
             key = crypto.require_key(directory, key)  # before anything is written

@@ -65,7 +65,7 @@ def rotate_key(db: Path, new_key_file: Path) -> None:
     from edgerag.cli.core import require_collection
 
     require_collection(db)
-    if not crypto.store_is_encrypted(db / "store.db"):
+    if not crypto.collection_encrypted(db):
         raise click.ClickException(f"{db}: not an encrypted collection (nothing to rotate)")
     old = crypto.require_key(db, None)
     new = crypto.read_key_file(new_key_file)

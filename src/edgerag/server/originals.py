@@ -35,7 +35,7 @@ class Originals:
 
     def _key(self) -> bytes | None:
         """The collection key when the collection is encrypted (its files are sealed)."""
-        if not crypto.store_is_encrypted(self.collection / "store.db"):
+        if not crypto.collection_encrypted(self.collection):
             return None
         return crypto.require_key(self.collection, None)
 

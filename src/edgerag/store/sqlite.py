@@ -57,7 +57,7 @@ class Store:
     def __init__(
         self, path: Path | None, synchronous: str = "FULL", key: bytes | None = None
     ) -> None:
-        if key is None and path is not None and crypto.store_is_encrypted(path):
+        if key is None and path is not None and crypto.collection_encrypted(path.parent):
             key = crypto.require_key(path.parent, None)
         self._key = key if path is not None else None
         if path is None:
