@@ -3,6 +3,10 @@
 Used by the encryption tests (nothing readable in an encrypted directory) and reusable by
 erasure tests (nothing left after a delete). Scans every regular file, hidden ones, ``-wal``
 and ``-shm`` files and index generations included, as a thief copying the directory would.
+
+Caution: reading ``store.db`` opens and closes a descriptor of it, which drops the POSIX locks
+that SQLite connections of *this* process hold on it. Scan while no other process writes the
+collection (or from a separate process).
 """
 
 from __future__ import annotations
