@@ -36,6 +36,9 @@ class EngineConfig:
         audio_window_s / audio_overlap_s: audio segment windows.
         video_fps: frames sampled per second of video.
         clip_model: directory of CLIP/SigLIP weights for the ``joint`` space (none ship offline).
+        scrub_pii: redact PII (e-mails, phones, IBANs, cards, national ids, cued person names)
+            from every ingest before it is embedded, indexed or stored (``privacy`` extra).
+        pii_regions: countries whose national phone formats are recognised without ``+``.
     """
 
     encoder: str = "minilm"
@@ -54,8 +57,11 @@ class EngineConfig:
     audio_overlap_s: float = 1.0
     video_fps: float = 1.0
     clip_model: str | None = None
+    scrub_pii: bool = False
+    pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list
         if self.encoder not in ENCODERS:
             raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
         if self.chunk_tokens <= 0 or not 0 <= self.chunk_overlap < self.chunk_tokens:

@@ -41,3 +41,6 @@ from edgerag.cli import ask, bench, check, core, demo, documents, fleet, mcp, se
 
 # isort: split
 from edgerag.cli import upstream  # noqa: E402,F401  (registers `edgerag upstream`)
+
+# isort: split
+from edgerag.cli import privacy  # noqa: E402,F401  (registers `init`, `erasure-report`)

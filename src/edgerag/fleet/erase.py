@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from edgerag.errors import NotFoundError
 from edgerag.fleet.nats import Names
 from edgerag.fleet.replication import MODALITIES, publish_op
 from edgerag.fleet.sharding import doc_subject_token, shard_for
+from edgerag.privacy.erasure import doc_hash
 from edgerag.store.ops import DELETE, Op
 
 if TYPE_CHECKING:
@@ -130,8 +132,48 @@ async def await_replicas(view: FleetView, erasure: Erasure, wait_s: float) -> Er
         erasure.confirmed = sorted(done)
         erasure.pending = sorted(set(replicas) - set(done))
         if (replicas and not erasure.pending) or time.monotonic() > deadline:
+            await record(view, erasure)
             return erasure
         await asyncio.sleep(0.1)
+
+
+def _record_key(doc_id: str) -> str:
+    return f"erasures.{doc_hash(doc_id)}"
+
+
+async def record(view: FleetView, erasure: Erasure) -> None:
+    """Keep the fleet's erasure record in the KV bucket: doc id hash (never the id), time,
+    log sequences, and which replicas had confirmed when the deleting client stopped waiting.
+    Every replica also keeps its own record in its store (``edgerag erasure-report --db``)."""
+    body = {
+        "doc_hash": doc_hash(erasure.doc_id),
+        "ts": time.time(),
+        "shard": erasure.shard,
+        "seqs": erasure.seqs,
+        "confirmed": erasure.confirmed,
+        "pending": erasure.pending,
+    }
+    await view.membership.kv.put(_record_key(erasure.doc_id), json.dumps(body).encode())
+
+
+async def report(view: FleetView, doc_id: str) -> dict[str, Any]:
+    """The fleet's erasure record of ``doc_id`` with confirmation re-read from the replicas'
+    heartbeats now (a replica that was down at delete time confirms once it has replayed).
+
+    Raises :class:`NotFoundError` when the fleet holds no erasure record of it."""
+    kv = view.membership.kv
+    for candidate in dict.fromkeys((doc_id, str(Path(doc_id).resolve()))):
+        raw = await view.membership._get(kv, _record_key(candidate))
+        if raw is not None:
+            break
+    else:
+        raise NotFoundError(f"the fleet has no erasure record of {doc_id!r}")
+    body = json.loads(raw)
+    shard, seqs = int(body["shard"]), {m: int(s) for m, s in body["seqs"].items()}
+    replicas = list(view.shardmap.get(shard, []))
+    body["confirmed_now"] = sorted(n for n in replicas if replica_applied(view, n, shard, seqs))
+    body["pending_now"] = sorted(set(replicas) - set(body["confirmed_now"]))
+    return body
 
 
 async def erase(
