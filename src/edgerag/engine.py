@@ -358,9 +358,7 @@ class Engine:
             return "unchanged"
         try:
             if is_media(raw.source):
-                op = build_media_op(
-                    raw, meta, self.encoder, self.media, self.clip, chash, scrub
-                )
+                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash, scrub)
             else:
                 op = build_op(
                     raw,

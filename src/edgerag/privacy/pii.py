@@ -40,6 +40,7 @@ EMAIL, PHONE, IBAN, CARD, NATIONAL_ID, PERSON = (
     "PERSON",
 )
 KINDS = (EMAIL, PHONE, IBAN, CARD, NATIONAL_ID, PERSON)
+DEFAULT_REGIONS = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
 # When candidates overlap, the more specific (checksummed) kind wins.
 _PRIORITY = {EMAIL: 0, IBAN: 1, CARD: 2, NATIONAL_ID: 3, PHONE: 4, PERSON: 5}
 
@@ -119,7 +120,7 @@ class Detector:
     """Finds PII spans in text. ``regions``: ISO countries whose national phone formats are
     recognised without a ``+`` prefix (international numbers are always recognised)."""
 
-    regions: tuple[str, ...] = ("US",)
+    regions: tuple[str, ...] = DEFAULT_REGIONS
     kinds: tuple[str, ...] = KINDS
     _finders: list[Callable[[str], Iterator[Span]]] = field(init=False, repr=False)
 
@@ -238,8 +239,7 @@ def _national_ids(text: str) -> Iterator[Span]:
     for m in _CUED_ID_RE.finditer(text):
         value = m.group("id").rstrip(" -")
         if any(
-            _stdnum_valid(module, value)
-            for module in ("nl.bsn", "de.idnr", "gb.nhs", "us.ssn")
+            _stdnum_valid(module, value) for module in ("nl.bsn", "de.idnr", "gb.nhs", "us.ssn")
         ):
             yield Span(m.start("id"), m.start("id") + len(value), NATIONAL_ID)
 

@@ -46,7 +46,9 @@ def scrub_extracted(extracted: Any, scrub: Scrubber) -> None:
         block.headers = [scrub(h) for h in block.headers]
     # ``pages`` must stay exactly the blocks joined (item offsets point into it).
     rebuilt = dict(assemble_pages(extracted.blocks))
-    extracted.pages = [(page, rebuilt.get(page, scrub(text))) for page, text in extracted.pages]
+    extracted.pages = [
+        (page, rebuilt[page] if page in rebuilt else scrub(text)) for page, text in extracted.pages
+    ]
 
 
 def scrub_media(document: Any, scrub: Scrubber) -> None:

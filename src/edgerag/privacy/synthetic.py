@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgerag._optional import require
@@ -90,24 +89,62 @@ _PART = ["KX40-CPL-140E", "KX40-SEAL-22", "KL-2", "P-2A", "P-2B", "T-201", "FT-2
 _ALARM = ["E-107", "E-119", "E-204", "W-12", "A-03"]
 
 
+_NEGATIVES = [
+    "Replaced {part} on {part2}, serial KX40-{n4}.",
+    "Alarm {alarm} at 2026-{mm}-{dd} {hh}:{mi}:{ss}.",
+    "Torque gland bolts to {torque} N.m, then {torque2} N.m in a star pattern.",
+    "Suction {bar1} bar, discharge {bar2} bar, flow {flow} m3/h.",
+    "Serial number {digits}, lot {n6}-{n4}.",
+    "Order PO-{po} for {qty} x {part}.",
+    "Controller at 10.{b1}.{b2}.{b3} runs firmware v{v1}.{v2}.{v3}.",
+    "Operator: {not_name} at {hh}:{mi}.",
+    "Run hours {hours} h, next service at {hours2} h (interval 2,000 h).",
+    "Part no. {digits4}-{digits4b}-{digits_rest} fits skids built 2019-2026.",
+    "Vibration {vib} mm/s at {rpm} rpm; DE bearing {temp} C.",
+    "Ticket #{digits} closed {dd}/{mm}/2026 {hh}:{mi}.",
+]
+
+
 def _negative(rng: random.Random) -> str:
     """A technical line with no PII but plenty of digits, codes and capitals."""
+    r = rng.randint
     digits = "".join(rng.choice(string.digits) for _ in range(rng.choice([9, 10, 11, 12, 16])))
-    choices: list[Callable[[], str]] = [
-        lambda: f"Replaced {rng.choice(_PART)} on {rng.choice(_PART)}, serial KX40-{rng.randint(1000, 9999)}.",  # noqa: E501
-        lambda: f"Alarm {rng.choice(_ALARM)} at 2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.",  # noqa: E501
-        lambda: f"Torque gland bolts to {rng.randint(18, 40)} N.m, then {rng.randint(40, 90)} N.m in a star pattern.",  # noqa: E501
-        lambda: f"Suction {rng.uniform(0.5, 2):.1f} bar, discharge {rng.uniform(4, 7):.1f} bar, flow {rng.randint(90, 140)} m3/h.",  # noqa: E501
-        lambda: f"Serial number {digits}, lot {rng.randint(100000, 999999)}-{rng.randint(1, 9999):04d}.",  # noqa: E501
-        lambda: f"Order PO-{rng.randint(4500000000, 4599999999)} for {rng.randint(1, 20)} x {rng.choice(_PART)}.",  # noqa: E501
-        lambda: f"Controller at 10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} runs firmware v{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}.",  # noqa: E501
-        lambda: f"Operator: {rng.choice(['Check seal', 'Pump P-2A', 'None', 'Duty swap'])} at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}.",  # noqa: E501
-        lambda: f"Run hours {rng.randint(1000, 99999)} h, next service at {rng.randint(1000, 99999)} h (interval 2,000 h).",  # noqa: E501
-        lambda: f"Part no. {digits[:4]}-{digits[4:8]}-{digits[8:]} fits skids built 2019-2026.",
-        lambda: f"Vibration {rng.uniform(0.5, 7):.1f} mm/s at {rng.randint(1450, 2980)} rpm; DE bearing {rng.randint(40, 80)} C.",  # noqa: E501
-        lambda: f"Ticket #{digits} closed {rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/2026 {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}.",  # noqa: E501
-    ]
-    return rng.choice(choices)()
+    values = {
+        "part": rng.choice(_PART),
+        "part2": rng.choice(_PART),
+        "alarm": rng.choice(_ALARM),
+        "n4": f"{r(1, 9999):04d}",
+        "n6": r(100000, 999999),
+        "mm": f"{r(1, 12):02d}",
+        "dd": f"{r(1, 28):02d}",
+        "hh": f"{r(0, 23):02d}",
+        "mi": f"{r(0, 59):02d}",
+        "ss": f"{r(0, 59):02d}",
+        "torque": r(18, 40),
+        "torque2": r(40, 90),
+        "bar1": f"{rng.uniform(0.5, 2):.1f}",
+        "bar2": f"{rng.uniform(4, 7):.1f}",
+        "flow": r(90, 140),
+        "digits": digits,
+        "digits4": digits[:4],
+        "digits4b": digits[4:8],
+        "digits_rest": digits[8:],
+        "po": r(4500000000, 4599999999),
+        "qty": r(1, 20),
+        "b1": r(0, 255),
+        "b2": r(0, 255),
+        "b3": r(1, 254),
+        "v1": r(1, 9),
+        "v2": r(0, 30),
+        "v3": r(0, 99),
+        "not_name": rng.choice(["Check seal", "Pump P-2A", "None", "Duty swap"]),
+        "hours": r(1000, 99999),
+        "hours2": r(1000, 99999),
+        "vib": f"{rng.uniform(0.5, 7):.1f}",
+        "rpm": r(1450, 2980),
+        "temp": r(40, 80),
+    }
+    return rng.choice(_NEGATIVES).format(**values)
 
 
 def generate(n: int = 600, seed: int = 13) -> list[Snippet]:

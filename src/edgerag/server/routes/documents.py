@@ -110,9 +110,7 @@ def _ingest_all(
                 raise error
             if "doc_id" in meta:
                 meta["doc_id"] = check_doc_id(meta["doc_id"])
-            report = engine.ingest(
-                [(upload.name, upload.data)], metadata=meta, scrub_pii=scrub_pii
-            )
+            report = engine.ingest([(upload.name, upload.data)], metadata=meta, scrub_pii=scrub_pii)
         except InputError as exc:
             out["errors"].append({"input": exc.source, "reason": exc.reason})
             out["too_large"] &= isinstance(exc, InputTooLargeError)
