@@ -25,6 +25,12 @@ SECRET = (
     + "Torque the gland bolts to 28 N.m and reset alarm E-107 after the seal change. " * 40
 )
 OTHER = "Alarm E-119 means bearing lubrication is due; regrease DE 10 strokes. " * 30
+# Many other documents: the deleted one is a small fraction of every file (no compaction by
+# the usual dead-row threshold hides a leftover).
+MANY = [
+    (f"other-{i}.txt", (f"Note {i}: pump {i} seal check, bearing {i} grease, valve {i}. " * 12).encode())
+    for i in range(40)
+]
 FAST = EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32"))
 
 
@@ -39,9 +45,13 @@ def _vector_needles(engine: Engine, doc_id: str) -> list[bytes]:
     keys = np.array(engine.store.doc_keys(doc_id), dtype=np.int64)
     assert len(keys) > 1, "the document should span several chunks"
     needles = []
-    for space in engine.indexes:
+    for space, index in engine.indexes.items():
         _, vectors = engine.store.vectors(space, keys)
-        needles += [np.ascontiguousarray(v, dtype="<f4").tobytes()[:64] for v in vectors]
+        for v in vectors:
+            needles.append(np.ascontiguousarray(v, dtype="<f4").tobytes()[:64])
+            canonical = index.canonical(v[None, :])[0]  # as the index files keep it
+            needles.append(np.ascontiguousarray(canonical, dtype="<f4").tobytes()[:64])
+            needles.append(np.ascontiguousarray(canonical, dtype="<f2").tobytes()[:32])
     return needles
 
 
@@ -58,7 +68,7 @@ def test_delete_leaves_no_fragment_on_disk(tmp_path: Path, backend: str, quantiz
         checkpoint_ops=1,  # index checkpoints holding the document exist on disk
     )
     with Engine.open(db, config) as engine:
-        engine.ingest([("secret.txt", SECRET.encode()), ("other.txt", OTHER.encode())])
+        engine.ingest([("secret.txt", SECRET.encode()), ("other.txt", OTHER.encode()), *MANY])
         engine.checkpoint()
         texts, vectors = _text_needles(), _vector_needles(engine, "secret.txt")
         # The scan sees the document before the delete, in the store and in the index files.
@@ -71,7 +81,7 @@ def test_delete_leaves_no_fragment_on_disk(tmp_path: Path, backend: str, quantiz
     with Engine.open(db) as engine:
         [record] = engine.erasure_report("secret.txt")
         assert record["doc_hash"] == doc_hash("secret.txt") and record["lsn"] == lsn
-        assert record["items"] == len(vectors) == record["vectors"]  # one text vector per item
+        assert record["items"] * 3 == len(vectors) and record["vectors"] == record["items"]
         assert engine.search("bearing lubrication", k=1).hits[0].doc_id == "other.txt"
         assert engine.erasure_report("other.txt") == []
     # The record holds the id's hash, never the id (the op log keeps ids: see docs/notes).

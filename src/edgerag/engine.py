@@ -301,7 +301,10 @@ class Engine:
             # follow the whole log, not only this batch.
             self._follow_locked()
             self._ops_since_checkpoint += len(ops)
-            if self._ops_since_checkpoint >= self.config.checkpoint_ops:
+            # A delete is checkpointed at once: the checkpoint drops the deleted vectors'
+            # rows from the files on disk (see SpaceIndex._erased).
+            erased = any(op.kind == DELETE for op in ops)
+            if erased or self._ops_since_checkpoint >= self.config.checkpoint_ops:
                 self.checkpoint()
             for op in ops:
                 for listener in self.listeners:

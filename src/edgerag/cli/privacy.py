@@ -99,7 +99,7 @@ async def _fleet_report(nats_url: str, collection: str, doc_id: str) -> dict[str
         )
         view = await FleetView(membership).start()
         try:
-            return await report(view, doc_id)
+            return await report(js, view, doc_id)
         except NotFoundError:
             return None
         finally:
