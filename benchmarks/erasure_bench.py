@@ -48,11 +48,15 @@ def _ops(n_items: int, encoder: HashEncoder, rng: np.random.Generator) -> list[O
     return ops
 
 
-def measure(backend: str, quantization: str, n_items: int, deletes: int) -> list[float]:
+def measure(
+    backend: str, quantization: str, n_items: int, deletes: int, rebuild: bool
+) -> list[float]:
     encoder = HashEncoder()
     rng = np.random.default_rng(1)
     config = EngineConfig(
-        encoder="hash", index=IndexConfig(backend=backend, quantization=quantization)
+        encoder="hash",
+        index=IndexConfig(backend=backend, quantization=quantization),
+        erase_rebuilds_index=rebuild,
     )
     with tempfile.TemporaryDirectory() as tmp, Engine.open(Path(tmp) / "kb", config) as engine:
         ops = _ops(n_items, encoder, rng)
@@ -71,16 +75,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", default="2000,10000")
     parser.add_argument("--deletes", type=int, default=3)
+    parser.add_argument("--backends", default="flat:f32,faiss:int8,usearch:int8")
+    parser.add_argument("--rebuild", default="on,off", help="erase_rebuilds_index settings")
     args = parser.parse_args()
-    print("| backend | items | delete p50 ms | max ms |")
-    print("|---|---:|---:|---:|")
+    print("| backend | items | erase_rebuilds_index | delete p50 ms | max ms |")
+    print("|---|---:|---|---:|---:|")
     for n in (int(x) for x in args.items.split(",")):
-        for backend, quantization in (("flat", "f32"), ("faiss", "int8"), ("usearch", "int8")):
-            times = measure(backend, quantization, n, args.deletes)
-            print(
-                f"| {backend} {quantization} | {n} | {statistics.median(times):.0f} "
-                f"| {max(times):.0f} |"
-            )
+        for pair in args.backends.split(","):
+            backend, quantization = pair.split(":")
+            for setting in args.rebuild.split(","):
+                if backend == "flat" and setting == "off":
+                    continue  # nothing to rebuild
+                times = measure(backend, quantization, n, args.deletes, setting == "on")
+                print(
+                    f"| {backend} {quantization} | {n} | {setting} | "
+                    f"{statistics.median(times):.0f} | {max(times):.0f} |"
+                )
     return 0
 
 

@@ -28,7 +28,10 @@ OTHER = "Alarm E-119 means bearing lubrication is due; regrease DE 10 strokes. "
 # Many other documents: the deleted one is a small fraction of every file (no compaction by
 # the usual dead-row threshold hides a leftover).
 MANY = [
-    (f"other-{i}.txt", (f"Note {i}: pump {i} seal check, bearing {i} grease, valve {i}. " * 12).encode())
+    (
+        f"other-{i}.txt",
+        (f"Note {i}: pump {i} seal check, bearing {i} grease, valve {i}. " * 12).encode(),
+    )
     for i in range(40)
 ]
 FAST = EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32"))
@@ -148,3 +151,23 @@ def test_http_delete_removes_the_kept_original_too(tmp_path: Path):
         r = client.delete("/documents/secret.md", headers={"X-API-Key": key})
         assert r.status_code == 200, r.text
     assert find_fragments(db, _text_needles() + [SECRET.encode()[:40]]) == []
+
+
+def test_without_index_rebuild_only_quantized_codes_stay(tmp_path: Path):
+    """``erase_rebuilds_index=False`` (cheap deletes): the float32 originals and the store are
+    still clean, the usearch file keeps the deleted vectors' f16 codes: what the knob trades."""
+    db = tmp_path / "kb"
+    config = EngineConfig(
+        encoder="hash",
+        index=IndexConfig(backend="usearch", quantization="f16"),
+        chunk_tokens=64,
+        chunk_overlap=8,
+        erase_rebuilds_index=False,
+    )
+    with Engine.open(db, config) as engine:
+        engine.ingest([("secret.txt", SECRET.encode()), *MANY])
+        vectors = _vector_needles(engine, "secret.txt")
+        f32, f16 = vectors[1::3], vectors[2::3]
+        engine.delete("secret.txt")
+    assert find_fragments(db, _text_needles() + vectors[0::3] + f32) == []
+    assert {p.name for p, _ in find_fragments(db, f16)} == {"usearch.index"}

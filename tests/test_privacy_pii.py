@@ -95,7 +95,7 @@ def test_synthetic_set_precision_and_recall(detector):
         precision = c["tp"] / max(1, c["tp"] + c["fp"])
         recall = c["tp"] / max(1, c["tp"] + c["fn"])
         assert c["tp"] + c["fn"] >= 20, kind
-        assert precision >= 0.95, (kind, dict(c))
+        assert precision >= 0.9, (kind, dict(c))
         assert recall >= floors[kind], (kind, dict(c))
 
 

@@ -39,6 +39,10 @@ class EngineConfig:
         scrub_pii: redact PII (e-mails, phones, IBANs, cards, national ids, cued person names)
             from every ingest before it is embedded, indexed or stored (``privacy`` extra).
         pii_regions: countries whose national phone formats are recognised without ``+``.
+        erase_rebuilds_index: a delete rebuilds the ANN graph (faiss, usearch) so that no
+            quantized code of a deleted vector stays in the index files; off, a delete is
+            cheap and those codes stay until the engine's own compaction (the float32
+            originals file is compacted at every delete either way).
     """
 
     encoder: str = "minilm"
@@ -59,6 +63,7 @@ class EngineConfig:
     clip_model: str | None = None
     scrub_pii: bool = False
     pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
+    erase_rebuilds_index: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list

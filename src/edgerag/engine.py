@@ -161,6 +161,7 @@ class Engine:
         except IndexCorruptError as exc:
             logger.warning("index %s unusable (%s); rebuilding from the store", spec.name, exc)
             index = self._rebuild(directory, spec)
+        index.rebuild_on_erase = self.config.erase_rebuilds_index
         self.indexes[spec.name] = index
         self._catch_up(spec.name)
         changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)

@@ -102,6 +102,9 @@ class SpaceIndex:
         # Rows were removed since the last checkpoint: the next one compacts the originals
         # file, so a deleted vector does not stay on disk as a dead row (provable erasure).
         self._erased = False
+        # ...and rebuilds the ANN engine, whose saved files keep tombstoned codes (the
+        # engine's own erasure cost: see EngineConfig.erase_rebuilds_index).
+        self.rebuild_on_erase = True
         self._wire_engine()
         self._rescoring = config.quantization != "f32" and self.oversample > 1
 
@@ -283,7 +286,7 @@ class SpaceIndex:
     def _checkpoint(self, lsn: int, gen: int) -> None:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
-        if self._erased:  # tombstoned codes would stay in the saved engine files too
+        if self._erased and self.rebuild_on_erase:  # else tombstoned codes stay in its files
             self._engine.compact()
         if self._erased or self._originals.dead_fraction > ORIGINALS_COMPACT_FRACTION:
             self._originals.compact()
