@@ -7,7 +7,7 @@ spans, and a candidate is redacted only when its library accepts it:
 - ``[PHONE]``: ``phonenumbers.PhoneNumberMatcher`` at ``Leniency.VALID`` (a number must be
   valid for its region's numbering plan; it skips dates and timestamps itself).
 - ``[IBAN]``: ``stdnum.iban`` (country format + mod-97 check digits).
-- ``[CARD]``: 13-19 digits with a card-network prefix and a Luhn check (``stdnum.luhn``).
+- ``[CARD]``: 12-19 digits with a card-network prefix and a Luhn check (``stdnum.luhn``).
 - ``[NATIONAL_ID]``: ``python-stdnum`` validators. Formatted ids (US SSN ``123-45-6789``, French
   NIR, Spanish DNI/NIE, Italian codice fiscale, UK National Insurance number) need no cue;
   bare digit runs that a checksum passes by chance one time in ten or eleven (Dutch BSN, German
@@ -55,8 +55,11 @@ class Span:
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # IBAN: country, check digits, then groups (printed in fours or run together).
 _IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{1,4}){3,8}\b")
-_CARD_RE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|35|6(?:011|5|4[4-9]|2))")
+_CARD_RE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){11,18}(?![\w-])")
+# Network prefixes (Visa, Mastercard, Amex, Diners, JCB incl. legacy 2131/1800, Discover,
+# UnionPay); 12-digit numbers only with a Maestro prefix.
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|35|2131|1800|6(?:011|5|4[4-9]|2))")
+_MAESTRO_PREFIX = re.compile(r"^(?:5018|5020|5038|5893|6304|6759|676[1-3])")
 _DIGITS = re.compile(r"\D")
 
 # Formatted national ids: the format itself is rare in technical text; stdnum checks the rest.
@@ -216,7 +219,11 @@ def _cards(text: str) -> Iterator[Span]:
     luhn = require("stdnum.luhn")
     for m in _CARD_RE.finditer(text):
         digits = _DIGITS.sub("", m.group(0))
-        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
+        if len(digits) == 12:
+            network = _MAESTRO_PREFIX.match(digits)
+        else:
+            network = _CARD_PREFIX.match(digits) or _MAESTRO_PREFIX.match(digits)
+        if network and luhn.is_valid(digits):
             yield Span(m.start(), m.end(), CARD)
 
 
