@@ -36,6 +36,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "llama_index.core.retrievers": ("llamaindex", "the LlamaIndex retriever"),
     "mcp": ("mcp", "the MCP server (`edgerag mcp`)"),
     "mcp.server.fastmcp": ("mcp", "the MCP server (`edgerag mcp`)"),
+    "phonenumbers": ("privacy", "PII scrubbing (phone numbers)"),
+    "email_validator": ("privacy", "PII scrubbing (e-mail addresses)"),
+    "stdnum": ("privacy", "PII scrubbing (IBANs, cards, national ids)"),
+    "faker": ("dev", "the synthetic PII set"),
     "qdrant_client": ("qdrant", "the Qdrant upstream tier"),
     "qdrant_client.models": ("qdrant", "the Qdrant upstream tier"),
     "pymilvus": ("milvus", "the Milvus upstream tier (cluster URI or Milvus Lite)"),
@@ -47,7 +51,8 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra, purpose = EXTRAS.get(module, (module, ""))
+        top = module.split(".")[0]
+        extra, purpose = EXTRAS.get(module) or EXTRAS.get(top, (module, ""))
         raise MissingExtraError(module, extra, purpose) from exc
 
 

@@ -38,6 +38,13 @@ class EngineConfig:
         clip_model: directory of CLIP/SigLIP weights for the ``joint`` space (none ship offline).
         encrypt: encryption at rest (SQLCipher store, no index files on disk); the key is never
             part of the config (see :mod:`edgerag.crypto`).
+        scrub_pii: redact PII (e-mails, phones, IBANs, cards, national ids, cued person names)
+            from every ingest before it is embedded, indexed or stored (``privacy`` extra).
+        pii_regions: countries whose national phone formats are recognised without ``+``.
+        erase_rebuilds_index: a delete rebuilds the ANN graph (faiss, usearch) so that no
+            quantized code of a deleted vector stays in the index files; off, a delete is
+            cheap and those codes stay until the engine's own compaction (the float32
+            originals file is compacted at every delete either way).
     """
 
     encoder: str = "minilm"
@@ -57,8 +64,12 @@ class EngineConfig:
     video_fps: float = 1.0
     clip_model: str | None = None
     encrypt: bool = False
+    scrub_pii: bool = False
+    pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
+    erase_rebuilds_index: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list
         if self.encoder not in ENCODERS:
             raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {list(ENCODERS)}")
         if self.chunk_tokens <= 0 or not 0 <= self.chunk_overlap < self.chunk_tokens:

@@ -43,6 +43,7 @@ from edgerag.ingest.documents import (
     is_media,
 )
 from edgerag.ingest.structure import context_text
+from edgerag.privacy.scrub import scrubber_for
 from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.pipeline import Retriever
@@ -181,6 +182,7 @@ class Engine:
             index = self._open_sealed(directory, spec)
         else:
             index = self._open_checkpoint(directory, spec)
+        index.rebuild_on_erase = self.config.erase_rebuilds_index
         self.indexes[spec.name] = index
         self._catch_up(spec.name)
         changed = stored and (stored.encoder, stored.version) != (spec.encoder, spec.version)
@@ -347,7 +349,10 @@ class Engine:
             # follow the whole log, not only this batch.
             self._follow_locked()
             self._ops_since_checkpoint += len(ops)
-            if self._ops_since_checkpoint >= self.config.checkpoint_ops:
+            # A delete is checkpointed at once: the checkpoint drops the deleted vectors'
+            # rows from the files on disk (see SpaceIndex._erased).
+            erased = any(op.kind == DELETE for op in ops)
+            if erased or self._ops_since_checkpoint >= self.config.checkpoint_ops:
                 self.checkpoint()
             for op in ops:
                 for listener in self.listeners:
@@ -368,14 +373,19 @@ class Engine:
         inputs: InputLike | Iterable[InputLike],
         metadata: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        scrub_pii: bool | None = None,
     ) -> IngestReport:
         """Ingest files, directories or ``(name, bytes)`` pairs.
 
         Every input is its own transaction: a bad one is reported in ``errors`` and the others
         still land. Unchanged content is a no-op; changed content replaces the old items.
+        ``scrub_pii`` (default: the collection's ``scrub_pii``) redacts PII before anything is
+        embedded, indexed or stored; the document keeps counts by kind (``redactions``).
         """
         report = IngestReport()
         metadata = dict(metadata or {})
+        if scrub_pii if scrub_pii is not None else self.config.scrub_pii:
+            metadata["_scrub_pii"] = True  # popped in _ingest_one
         for raw in expand_inputs(inputs, self.config.limits):
             if isinstance(raw, InputError):
                 report.errors.append((raw.source, raw.reason))
@@ -390,15 +400,17 @@ class Engine:
     def _ingest_one(self, raw: RawInput, metadata: dict[str, Any], report: IngestReport) -> str:
         doc_id = str(metadata.get("doc_id", raw.doc_id))
         raw.doc_id = doc_id
-        meta = {k: v for k, v in metadata.items() if k != "doc_id"}
-        chash = content_hash(raw.data, meta)
+        scrub = scrubber_for(self.config.pii_regions) if metadata.get("_scrub_pii") else None
+        meta = {k: v for k, v in metadata.items() if k not in ("doc_id", "_scrub_pii")}
+        # Scrubbed and unscrubbed versions differ: switching scrubbing on re-ingests.
+        chash = content_hash(raw.data, {**meta, "_scrub_pii": True} if scrub else meta)
         existing = self.store.document(doc_id)
         if existing and existing["content_hash"] == chash:
             report.unchanged.append(doc_id)
             return "unchanged"
         try:
             if is_media(raw.source):
-                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash)
+                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash, scrub)
             else:
                 op = build_op(
                     raw,
@@ -410,6 +422,7 @@ class Engine:
                     self.config.limits,
                     chash,
                     self.clip,
+                    scrub,
                 )
         except InputError as exc:
             report.errors.append((raw.source, exc.reason))
@@ -425,6 +438,15 @@ class Engine:
         from edgerag.store.lookup import resolve_document
 
         return self.apply(Op(kind=DELETE, doc_id=resolve_document(self.store, doc_id)))
+
+    def erasure_report(self, doc_id: str) -> list[dict[str, Any]]:
+        """This store's erasure records of ``doc_id`` (as given, or as the absolute path a CLI
+        ingest would have used as its id); empty when it was never deleted here."""
+        found = self.store.erasures(doc_id)
+        resolved = str(Path(doc_id).resolve())
+        if not found and resolved != doc_id:
+            found = self.store.erasures(resolved)
+        return found
 
     # reads -------------------------------------------------------------------------------
     def search(

@@ -53,4 +53,5 @@ from edgerag.cli import ask, bench, check, core, demo, documents, fleet, mcp, se
 from edgerag.cli import upstream  # noqa: E402,F401  (registers `edgerag upstream`)
 
 # isort: split
-from edgerag.cli import crypt  # noqa: E402,F401  (registers init, new-key, rotate-key)
+# registers init, new-key, rotate-key; erasure-report
+from edgerag.cli import crypt, privacy  # noqa: E402,F401

@@ -135,6 +135,11 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     default=None,
     help="Vector precision in the index (default int8 + rescoring).",
 )
+@click.option(
+    "--scrub-pii/--no-scrub-pii",
+    default=None,
+    help="Redact PII before indexing (default: the collection's setting, see `edgerag init`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest(
     paths: tuple[Path, ...],
@@ -143,6 +148,7 @@ def ingest(
     encoder: str | None,
     backend: str | None,
     quantization: str | None,
+    scrub_pii: bool | None,
     as_json: bool,
 ) -> None:
     """Ingest files or directories (txt, md, html, pdf) into a collection."""
@@ -152,7 +158,9 @@ def ingest(
         raise click.UsageError("--encoder/--backend/--quantization only apply to a new collection")
     started = time.perf_counter()
     with open_engine(db, must_exist=False, **{k: v for k, v in options.items() if v}) as engine:
-        report = _ingest_with_progress(engine, paths, parse_meta(meta), quiet=as_json)
+        report = _ingest_with_progress(
+            engine, paths, parse_meta(meta), quiet=as_json, scrub_pii=scrub_pii
+        )
     elapsed = time.perf_counter() - started
     files = len(report.added) + len(report.unchanged) + len(report.errors)
     if as_json:
@@ -180,7 +188,11 @@ def ingest(
 
 
 def _ingest_with_progress(
-    engine: Engine, paths: tuple[Path, ...], meta: dict[str, Any], quiet: bool
+    engine: Engine,
+    paths: tuple[Path, ...],
+    meta: dict[str, Any],
+    quiet: bool,
+    scrub_pii: bool | None = None,
 ) -> Any:
     from tqdm import tqdm
 
@@ -202,7 +214,7 @@ def _ingest_with_progress(
         bar.update(1)
 
     try:
-        return engine.ingest(list(paths), metadata=meta, progress=progress)
+        return engine.ingest(list(paths), metadata=meta, progress=progress, scrub_pii=scrub_pii)
     finally:
         bar.close()
 
@@ -346,9 +358,12 @@ def search(
 @DB
 def delete(doc_id: str, db: Path) -> None:
     """Delete a document (by id or by the path it was ingested from)."""
+    from edgerag.store.lookup import resolve_document
+
     with open_engine(db) as engine:
+        doc_id = resolve_document(engine.store, doc_id)  # the id the erasure record hashes
         lsn = engine.delete(doc_id)
-    click.echo(f"deleted {doc_id} (LSN {lsn})")
+    click.echo(f"deleted {doc_id} (LSN {lsn}; proof: `edgerag erasure-report {doc_id}`)")
 
 
 @main.command()

@@ -11,30 +11,59 @@ from edgerag import crypto
 from edgerag.cli import main
 from edgerag.cli.core import DB, _merge_config
 from edgerag.engine import Engine
+from edgerag.errors import ConfigError
 
 
 @main.command()
 @DB
 @click.option("--encrypt", is_flag=True, help="Encrypt the collection at rest (needs the key).")
+@click.option(
+    "--scrub-pii",
+    is_flag=True,
+    help="Redact e-mails, phones, IBANs, cards, national ids and cued names at every ingest.",
+)
+@click.option(
+    "--pii-regions",
+    default=None,
+    help="Comma-separated countries whose national phone formats are recognised "
+    "(default US,GB,DE,NL,FR,ES,IT).",
+)
 @click.option("--encoder", type=click.Choice(["minilm", "hash"]), default=None)
 @click.option("--backend", type=click.Choice(["flat", "faiss", "usearch"]), default=None)
 @click.option("--quantization", type=click.Choice(["f32", "f16", "int8", "binary"]), default=None)
 def init(
     db: Path,
     encrypt: bool,
+    scrub_pii: bool,
+    pii_regions: str | None,
     encoder: str | None,
     backend: str | None,
     quantization: str | None,
 ) -> None:
-    """Create an empty collection (the key of --encrypt comes from --key-file or $EDGERAG_KEY)."""
+    """Create an empty collection with these settings (stored in its config.json).
+
+    The key of --encrypt comes from --key-file or $EDGERAG_KEY and is never stored."""
     if (db / "store.db").exists():
-        raise click.ClickException(f"{db}: already a collection (init only creates one)")
+        raise ConfigError(f"{db} already holds a collection; settings apply to a new one")
+    regions = None
+    if pii_regions:
+        regions = [r.strip().upper() for r in pii_regions.split(",") if r.strip()]
+    if scrub_pii:
+        from edgerag.privacy.pii import Detector
+
+        Detector()  # fail now, naming the missing `privacy` extra, not at the first ingest
     config = _merge_config(
-        None, encoder=encoder, backend=backend, quantization=quantization, encrypt=encrypt
+        None,
+        encoder=encoder,
+        backend=backend,
+        quantization=quantization,
+        encrypt=encrypt,
+        scrub_pii=scrub_pii,
+        pii_regions=regions,
     )
     Engine.open(db, config).close()
     kind = "encrypted collection" if encrypt else "collection"
-    click.echo(f"created {kind} {db}")
+    click.echo(f"created {kind} {db} (scrub_pii={'on' if scrub_pii else 'off'})")
 
 
 @main.command("new-key")

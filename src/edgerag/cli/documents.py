@@ -31,6 +31,7 @@ def document_rows(engine: Any) -> list[dict[str, Any]]:
                 ),
                 "title": d.get("title"),
                 "size": d["size"],
+                "redactions": d.get("redactions") or {},
             }
             for d in batch
         ]
@@ -62,5 +63,11 @@ def documents(db: Path, as_json: bool) -> None:
         click.echo(
             f"{source:<{width}}  {r['modality']:<8}  {r['items']:>5}  "
             f"{r['ingested_at'][:19].replace('T', ' '):<19}  {r['id']}"
+            + (f"  redacted {_redacted(r['redactions'])}" if r["redactions"] else "")
         )
     click.echo(f"{len(rows)} documents")
+
+
+def _redacted(counts: dict[str, int]) -> str:
+    """``EMAIL 2, PHONE 1``: what PII scrubbing replaced in a document, by kind."""
+    return ", ".join(f"{kind} {n}" for kind, n in counts.items())

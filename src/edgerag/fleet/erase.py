@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,10 @@ from edgerag.errors import NotFoundError
 from edgerag.fleet.nats import Names
 from edgerag.fleet.replication import MODALITIES, publish_op
 from edgerag.fleet.sharding import doc_subject_token, shard_for
+from edgerag.privacy.erasure import doc_hash
 from edgerag.store.ops import DELETE, Op
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -107,7 +112,42 @@ async def publish_delete(
             msg_id=f"del:{version.hexdigest()}:{modality}",
             modality=modality,
         )
+    erased = await erase_history(js, names, doc_id, shards, seqs)
+    logger.debug("delete of %s published at %s; %d earlier ops erased", doc_id, seqs, erased)
     return Erasure(doc_id, shard_for(doc_id, shards), seqs)
+
+
+async def erase_history(
+    js: JetStreamContext, names: Names, doc_id: str, shards: int, seqs: dict[str, int]
+) -> int:
+    """Securely erase the earlier ops of ``doc_id`` from the replication log.
+
+    The log would otherwise keep every upsert (text and vectors) for good. A message delete
+    without ``no_erase`` makes the NATS server overwrite the stored bytes, not just unlink
+    them. The delete op itself stays, so a replica that is behind still applies it; one that
+    never saw the document simply never gets it. Returns how many messages were erased.
+    """
+    errors = require("nats.js.errors")
+    shard, token = shard_for(doc_id, shards), doc_subject_token(doc_id)
+    erased = 0
+    for modality, delete_seq in seqs.items():
+        subject = names.ops(shard, modality, token)
+        seq = 1
+        while True:
+            try:
+                msg = await js.get_msg(names.ops_stream, seq, subject=subject, next=True)
+            except errors.NotFoundError:
+                break
+            found = int(msg.seq or 0)
+            if found >= delete_seq:
+                break
+            try:
+                await js.delete_msg(names.ops_stream, found)
+                erased += 1
+            except errors.NotFoundError:  # erased concurrently by another deleter
+                pass
+            seq = found + 1
+    return erased
 
 
 def replica_applied(view: FleetView, node: str, shard: int, seqs: dict[str, int]) -> bool:
@@ -130,8 +170,69 @@ async def await_replicas(view: FleetView, erasure: Erasure, wait_s: float) -> Er
         erasure.confirmed = sorted(done)
         erasure.pending = sorted(set(replicas) - set(done))
         if (replicas and not erasure.pending) or time.monotonic() > deadline:
+            assert view.config is not None, "fleet config not loaded"
+            await record(view.membership.js, view.config.names, erasure)
             return erasure
         await asyncio.sleep(0.1)
+
+
+def _record_key(doc_id: str) -> str:
+    return f"erasure.{doc_hash(doc_id)}"
+
+
+def _bucket(names: Names) -> str:
+    # Its own bucket: the membership bucket is watched by every FleetView, and records of
+    # every erasure ever made have no place in what each view replays.
+    return f"{names.kv}_erasures"
+
+
+async def record(js: JetStreamContext, names: Names, erasure: Erasure) -> None:
+    """Keep the fleet's erasure record in a KV bucket: doc id hash (never the id), time,
+    log sequences, and which replicas had confirmed when the deleting client stopped waiting.
+    Every replica also keeps its own record in its store (``edgerag erasure-report --db``)."""
+    api, errors = require("nats.js.api"), require("nats.js.errors")
+    try:
+        kv = await js.key_value(_bucket(names))
+    except errors.BucketNotFoundError:
+        kv = await js.create_key_value(api.KeyValueConfig(bucket=_bucket(names), history=1))
+    body = {
+        "doc_hash": doc_hash(erasure.doc_id),
+        "ts": time.time(),
+        "shard": erasure.shard,
+        "seqs": erasure.seqs,
+        "confirmed": erasure.confirmed,
+        "pending": erasure.pending,
+    }
+    await kv.put(_record_key(erasure.doc_id), json.dumps(body).encode())
+    logger.debug("erasure record of %s written", erasure.doc_id)
+
+
+async def report(js: JetStreamContext, view: FleetView, doc_id: str) -> dict[str, Any]:
+    """The fleet's erasure record of ``doc_id`` with confirmation re-read from the replicas'
+    heartbeats now (a replica that was down at delete time confirms once it has replayed).
+
+    Raises :class:`NotFoundError` when the fleet holds no erasure record of it."""
+    errors = require("nats.js.errors")
+    assert view.config is not None, "fleet config not loaded"
+    raw = None
+    try:
+        kv = await js.key_value(_bucket(view.config.names))
+        for candidate in dict.fromkeys((doc_id, str(Path(doc_id).resolve()))):
+            try:
+                raw = (await kv.get(_record_key(candidate))).value
+                break
+            except errors.KeyNotFoundError:
+                continue
+    except errors.BucketNotFoundError:
+        pass
+    if raw is None:
+        raise NotFoundError(f"the fleet has no erasure record of {doc_id!r}")
+    body = json.loads(raw)
+    shard, seqs = int(body["shard"]), {m: int(s) for m, s in body["seqs"].items()}
+    replicas = list(view.shardmap.get(shard, []))
+    body["confirmed_now"] = sorted(n for n in replicas if replica_applied(view, n, shard, seqs))
+    body["pending_now"] = sorted(set(replicas) - set(body["confirmed_now"]))
+    return body
 
 
 async def erase(

@@ -99,6 +99,12 @@ class SpaceIndex:
         self._dir_lock = DirLock(self.directory)
         self._engine = self._new_engine()
         self._originals = self._new_originals()
+        # Rows were removed since the last checkpoint: the next one compacts the originals
+        # file, so a deleted vector does not stay on disk as a dead row (provable erasure).
+        self._erased = False
+        # ...and rebuilds the ANN engine, whose saved files keep tombstoned codes (the
+        # engine's own erasure cost: see EngineConfig.erase_rebuilds_index).
+        self.rebuild_on_erase = True
         self._wire_engine()
         self._rescoring = config.quantization != "f32" and self.oversample > 1
 
@@ -280,8 +286,11 @@ class SpaceIndex:
     def _checkpoint(self, lsn: int, gen: int) -> None:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
-        if self._originals.dead_fraction > ORIGINALS_COMPACT_FRACTION:
+        if self._erased and self.rebuild_on_erase:  # else tombstoned codes stay in its files
+            self._engine.compact()
+        if self._erased or self._originals.dead_fraction > ORIGINALS_COMPACT_FRACTION:
             self._originals.compact()
+            self._erased = False
         orig_entry = self._originals.sync()
         ckpt = d / f"ckpt-{gen:06d}"
         if ckpt.exists():  # left by a crashed attempt; never referenced by a manifest
@@ -387,6 +396,7 @@ class SpaceIndex:
             if len(live):
                 self._engine.remove(live)
                 self._originals.remove(live)
+                self._erased = True
 
     # ================================================================== reads
 

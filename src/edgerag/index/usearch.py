@@ -41,6 +41,8 @@ class UsearchEngine(AnnEngine):
         self.binary = config.quantization == "binary"
         self._nbits = ((dim + 7) // 8) * 8
         self._index = self._new_index()
+        # Exact vectors by key (the SpaceIndex's originals), for compact().
+        self.vector_source: Any = None
 
     def _usearch_metric(self) -> str:
         if self.binary:
@@ -82,6 +84,18 @@ class UsearchEngine(AnnEngine):
         keys = keys[keys >= 0]
         if len(keys):
             self._index.remove(keys.astype(np.uint64))
+
+    def compact(self) -> None:
+        """Rebuild from the live vectors: usearch keeps a removed vector's bytes in its slot
+        (and in the saved file) until the slot is reused, so erasure rebuilds."""
+        keys = np.asarray(self._index.keys, dtype=np.int64)
+        if self.vector_source is not None:
+            vectors = self.vector_source(keys) if len(keys) else None
+        else:
+            vectors = np.asarray(self._index.get(keys.astype(np.uint64)), dtype=np.float32)
+        self._index = self._new_index()
+        if len(keys):
+            self.add(keys, vectors)
 
     def _raw_search(self, q: npt.NDArray[np.float32], count: int, ef: int | None) -> SearchResult:
         nq = len(q)

@@ -18,6 +18,8 @@ from edgerag.ingest.extract import extract, supported_suffixes
 from edgerag.ingest.limits import Limits
 from edgerag.ingest.media import MEDIA_SUFFIXES, media_modality
 from edgerag.ingest.structure import context_text
+from edgerag.privacy.pii import Scrubber
+from edgerag.privacy.scrub import scrub_extracted, scrub_media
 from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.types import item_key
 
@@ -109,7 +111,11 @@ def content_hash(data: bytes, metadata: Mapping[str, Any]) -> str:
 
 
 def _document(
-    raw: RawInput, extracted: Any, metadata: Mapping[str, Any], chash: str
+    raw: RawInput,
+    extracted: Any,
+    metadata: Mapping[str, Any],
+    chash: str,
+    scrub: Scrubber | None = None,
 ) -> DocumentRecord:
     """The document row: what extraction found about the file, then the user's metadata."""
     return DocumentRecord(
@@ -121,6 +127,7 @@ def _document(
         size=len(raw.data),
         title=extracted.title,
         metadata={**extracted.metadata, **dict(metadata)},
+        redactions=scrub.report() if scrub is not None else {},
     )
 
 
@@ -134,9 +141,14 @@ def build_op(
     limits: Limits,
     chash: str,
     clip: Any = None,
+    scrub: Scrubber | None = None,
 ) -> Op:
-    """Extract, chunk and encode one input into an upsert op (raises InputError)."""
+    """Extract, chunk and encode one input into an upsert op (raises InputError).
+
+    ``scrub`` redacts PII from the extracted text before anything else sees it."""
     extracted = extract(raw.source, raw.data, limits)
+    if scrub is not None:
+        scrub_extracted(extracted, scrub)
     if extracted.blocks:
         chunks = chunk_blocks(
             extracted.blocks,
@@ -173,7 +185,7 @@ def build_op(
     embedded = [context_text(c.text, c.metadata) for c in chunks]
     vectors = encoder.encode(embedded)
     keys = [it.key for it in items]
-    document = _document(raw, extracted, metadata, chash)
+    document = _document(raw, extracted, metadata, chash, scrub)
     key_array = np.array(keys, dtype=np.int64)
     spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, key_array, vectors)}
     if clip is not None:
@@ -189,10 +201,13 @@ def build_media_op(
     media: Any,
     clip: Any,
     chash: str,
+    scrub: Scrubber | None = None,
 ) -> Op:
     """Image / audio / video → items with a text-space vector each (from what was read,
     recognised or heard), plus visual (and joint) vectors for images and frames."""
     extracted = media.extract(raw.source, raw.data)
+    if scrub is not None:  # OCR text, transcripts, captions, EXIF
+        scrub_media(extracted, scrub)
     if not extracted.items:
         raise InputError(raw.source, "nothing to index (no frames, no speech)")
     fallback = Path(raw.source).stem.replace("_", " ").replace("-", " ")
@@ -226,5 +241,5 @@ def build_media_op(
             spaces[JOINT_SPACE] = SpaceVectors(
                 clip.id, clip.version, keys[with_image], clip.encode_images(images)
             )
-    document = _document(raw, extracted, metadata, chash)
+    document = _document(raw, extracted, metadata, chash, scrub)
     return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)

@@ -31,6 +31,8 @@ class DocumentRecord:
     size: int
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # PII redacted at ingest, by kind ({"EMAIL": 2}); counts only, never the values.
+    redactions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -56,6 +56,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX entity_edges_doc ON entity_edges(doc_id);
     INSERT OR REPLACE INTO meta VALUES ('entities_backfill', 'pending');
     """,
+    # 3: privacy (edgerag.privacy): per-document PII redaction counts, and erasure records that
+    # outlive the documents they prove deleted (keyed by sha256 of the doc id, never the id).
+    """
+    ALTER TABLE documents ADD COLUMN redactions TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE erasures (
+        doc_hash TEXT NOT NULL, lsn INTEGER NOT NULL, ts REAL NOT NULL,
+        items INTEGER NOT NULL, vectors INTEGER NOT NULL,
+        origin TEXT NOT NULL DEFAULT '', origin_lsn INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (doc_hash, lsn)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

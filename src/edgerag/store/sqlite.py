@@ -26,6 +26,7 @@ from edgerag.entities import graph as entity_graph
 from edgerag.entities import normalize as normalize_entity
 from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
 from edgerag.ingest.structure import context_text
+from edgerag.privacy import erasure
 from edgerag.retrieval.filters import Filters, where_clause
 from edgerag.store.ops import DELETE, UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.store.schema import migrate
@@ -206,6 +207,8 @@ class Store:
         )
         lsn = int(cur.lastrowid or 0)
         conn.execute("UPDATE documents SET lsn = ? WHERE doc_id = ?", (lsn, op.doc_id))
+        if op.kind == DELETE:  # the erasure record gets the delete's LSN, same transaction
+            erasure.stamp_lsn(conn, op.doc_id, lsn)
         return lsn
 
     @staticmethod
@@ -224,6 +227,7 @@ class Store:
         # The entity graph is derived from the item texts here, in the same transaction.
         entity_graph.unindex_document(conn, op.doc_id, old)
         if op.kind == DELETE:
+            erasure.begin(conn, op, old)
             self._delete_keys(conn, old)
             conn.execute("DELETE FROM documents WHERE doc_id = ?", (op.doc_id,))
             return old
@@ -249,11 +253,13 @@ class Store:
     def _put_document(conn: sqlite3.Connection, doc: DocumentRecord, ts: float) -> None:
         conn.execute(
             "INSERT INTO documents (doc_id, source, modality, mime, content_hash, size, title,"
-            " metadata, created, updated, lsn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+            " metadata, created, updated, lsn, redactions)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
             " ON CONFLICT(doc_id) DO UPDATE SET source=excluded.source,"
             " modality=excluded.modality, mime=excluded.mime,"
             " content_hash=excluded.content_hash, size=excluded.size, title=excluded.title,"
-            " metadata=excluded.metadata, updated=excluded.updated",
+            " metadata=excluded.metadata, updated=excluded.updated,"
+            " redactions=excluded.redactions",
             (
                 doc.doc_id,
                 doc.source,
@@ -265,6 +271,7 @@ class Store:
                 json.dumps(doc.metadata),
                 ts,
                 ts,
+                json.dumps(doc.redactions, sort_keys=True),
             ),
         )
 
@@ -338,6 +345,7 @@ class Store:
             return None
         doc = dict(zip([c[0] for c in cur.description], row, strict=True))
         doc["metadata"] = json.loads(doc["metadata"])
+        doc["redactions"] = json.loads(doc["redactions"])
         doc["items"] = self._reader.execute(
             "SELECT COUNT(*) FROM items WHERE doc_id = ?", (doc_id,)
         ).fetchone()[0]
@@ -354,8 +362,13 @@ class Store:
         for row in cur:
             doc = dict(zip(names, row, strict=True))
             doc["metadata"] = json.loads(doc["metadata"])
+            doc["redactions"] = json.loads(doc["redactions"])
             out.append(doc)
         return out
+
+    def erasures(self, doc_id: str) -> list[dict[str, Any]]:
+        """Erasure records of ``doc_id`` (looked up by its sha256; see ``privacy.erasure``)."""
+        return erasure.records(self._reader, doc_id)
 
     def doc_keys(self, doc_id: str) -> list[int]:
         rows = self._reader.execute(
@@ -565,6 +578,7 @@ class Store:
             size=doc["size"],
             title=doc["title"],
             metadata=doc["metadata"],
+            redactions=doc["redactions"],
         )
         keys = self.doc_keys(doc_id)
         rows = self.items(keys)

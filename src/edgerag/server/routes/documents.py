@@ -63,12 +63,20 @@ EXTRA_SCHEMAS = [IngestJSON]  # referenced only from INGEST_BODY: app.py adds th
     summary="Ingest files (multipart `files`) or base64 documents (JSON)",
 )
 async def ingest(
-    request: Request, engine: EngineDep, settings: SettingsDep, originals: OriginalsDep
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    originals: OriginalsDep,
+    scrub_pii: bool | None = QueryParam(
+        None, description="Redact PII before indexing (default: the collection's setting)"
+    ),
 ) -> JSONResponse:
     uploads, shared = await read_uploads(request, settings)
     if "doc_id" in shared and len(uploads) > 1:
         raise InputError("metadata.doc_id", "one doc_id cannot name several files")
-    report = await run_in_threadpool(_ingest_all, engine, uploads, shared, settings, originals)
+    report = await run_in_threadpool(
+        _ingest_all, engine, uploads, shared, settings, originals, scrub_pii
+    )
     request.app.state.ops_metrics.count_ingest(report)
     if not report["added"] and not report["unchanged"]:
         status, kind = (413, "input_too_large") if report["too_large"] else (422, "invalid_input")
@@ -84,6 +92,7 @@ def _ingest_all(
     shared: dict[str, Any],
     settings: ServerSettings,
     originals: Originals,
+    scrub_pii: bool | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "added": [],
@@ -101,7 +110,7 @@ def _ingest_all(
                 raise error
             if "doc_id" in meta:
                 meta["doc_id"] = check_doc_id(meta["doc_id"])
-            report = engine.ingest([(upload.name, upload.data)], metadata=meta)
+            report = engine.ingest([(upload.name, upload.data)], metadata=meta, scrub_pii=scrub_pii)
         except InputError as exc:
             out["errors"].append({"input": exc.source, "reason": exc.reason})
             out["too_large"] &= isinstance(exc, InputTooLargeError)
@@ -112,7 +121,11 @@ def _ingest_all(
         out["unchanged"] += report.unchanged
         out["items"] += report.items
         out["lsn"] = report.lsn
-        if settings.keep_originals:
+        scrubbed = engine.config.scrub_pii if scrub_pii is None else scrub_pii
+        if scrubbed:  # an original would keep the PII: drop any kept from an earlier version
+            for doc_id in report.added:
+                originals.remove(doc_id)
+        elif settings.keep_originals:
             kept = [d for d in report.unchanged if originals.get(d) is None]
             for doc_id in report.added + kept:
                 originals.put(doc_id, upload.data)

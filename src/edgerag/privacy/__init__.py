@@ -1,0 +1,1 @@
+"""Privacy: PII scrubbing at ingest (``pii``, ``scrub``) and erasure records (``erasure``)."""
