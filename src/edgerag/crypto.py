@@ -212,12 +212,27 @@ def open_store_connection(
         conn = _raw_connect(uri, key, **kwargs)
     except database_errors() as exc:
         if not _not_a_database(exc):
-            raise
+            damaged = _tampered_error(uri, exc)
+            if damaged is None:
+                raise
+            raise damaged from exc  # the schema page itself failed authentication
         raise EncryptionKeyError(
             f"{_uri_path(uri)}: wrong key for this encrypted collection "
             "(or its first page is damaged)"
         ) from exc
     return KeyedConnection(conn, uri, key, key_source or key_from_env, kwargs)
+
+
+def _tampered_error(uri: str, exc: BaseException) -> TamperedStoreError | None:
+    # SQLCipher reports a failed HMAC as SQLITE_CORRUPT / SQLITE_NOTADB, which surface as
+    # the bare DatabaseError class ("malformed", "not a database", "vtable constructor
+    # failed", ...); OperationalError (busy, bad SQL) and IntegrityError are other causes.
+    if type(exc).__name__ != "DatabaseError" and "malformed" not in str(exc):
+        return None
+    return TamperedStoreError(
+        f"{_uri_path(uri)}: a page failed authentication (the encrypted store was "
+        "altered or damaged); restore it from a backup or a replica"
+    )
 
 
 def _uri_path(uri: str) -> str:
@@ -284,12 +299,7 @@ class KeyedConnection:
         # SQLCipher reports a failed HMAC as SQLITE_CORRUPT / SQLITE_NOTADB, which surface as
         # the bare DatabaseError class ("malformed", "not a database", "vtable constructor
         # failed", ...); OperationalError (busy, bad SQL) and IntegrityError are other causes.
-        if type(exc).__name__ != "DatabaseError" and "malformed" not in str(exc):
-            return None
-        return TamperedStoreError(
-            f"{_uri_path(self._uri)}: a page failed authentication (the encrypted store was "
-            "altered or damaged); restore it from a backup or a replica"
-        )
+        return _tampered_error(self._uri, exc)
 
     def _reconnect(self, first: BaseException) -> None:
         deadline = time.monotonic() + ROTATION_GRACE_S
