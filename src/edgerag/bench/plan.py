@@ -29,9 +29,11 @@ product brief's assumptions (listed in :data:`ASSUMPTIONS`), not quotes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -265,6 +267,74 @@ def _small_index_rss(n: int, dim: int, precision: str) -> float:
 def calibration_dim(dim: int) -> int:
     """Calibrate at the target dim, capped so the calibration run stays short."""
     return min(dim, 768)
+
+
+# Bump when the calibration bench, the index defaults or what a Calibration holds change: a
+# cached calibration of another version is stale and is measured again.
+CALIBRATION_VERSION = 2
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """What a calibration depends on besides its size: CPU, cores, code and library versions."""
+    import edgerag
+    from edgerag.bench.runner import _machine
+
+    m = _machine()
+    versions = {}
+    for lib in ("faiss", "numpy"):
+        try:
+            versions[lib] = str(__import__(lib).__version__)
+        except Exception:  # noqa: BLE001 - an absent extra simply is not part of the key
+            versions[lib] = "-"
+    return {
+        "calibration_version": CALIBRATION_VERSION,
+        "edgerag": edgerag.__version__,
+        "cpu": m["cpu"],
+        "cores": m["cores"],
+        **versions,
+    }
+
+
+def default_cache_dir() -> Path:
+    """``$EDGERAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgerag``, else ``~/.cache/edgerag``."""
+    if os.environ.get("EDGERAG_CACHE_DIR"):
+        return Path(os.environ["EDGERAG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgerag"
+
+
+def calibration_cache_path(dim: int, n: int, cache_dir: Path | None = None) -> Path:
+    """Where the calibration for (dim, n) on this machine and code version is cached."""
+    key = json.dumps(machine_fingerprint(), sort_keys=True).encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    return (cache_dir or default_cache_dir()) / f"plan-calibration-d{dim}-n{n}-{digest}.json"
+
+
+def cached_calibration(
+    dim: int, n: int = 20_000, cache_dir: Path | None = None, refresh: bool = False
+) -> tuple[Calibration, Path, bool]:
+    """The calibration for (dim, n) from the cache, measured (and cached) when absent.
+
+    Returns (calibration, cache file, True when it was read from the cache). The cache key is
+    the machine fingerprint (CPU, cores, edgerag/faiss/numpy versions, calibration version),
+    so a new box or an upgrade recalibrates; ``refresh`` forces it. An unreadable cache file
+    is measured over, never trusted.
+    """
+    path = calibration_cache_path(dim, n, cache_dir)
+    if not refresh and path.exists():
+        try:
+            return Calibration.load(path), path, True
+        except ConfigError as exc:
+            logger.warning("ignoring the cached calibration: %s", exc)
+    cal = calibrate(dim, n=n)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(cal.to_json())
+        os.replace(tmp, path)  # a concurrent reader sees the old file or the whole new one
+    except OSError as exc:  # a read-only home must not fail the plan itself
+        logger.warning("cannot cache the calibration at %s: %s", path, exc)
+    return cal, path, False
 
 
 # ------------------------------------------------------------------------------ dimensioning
