@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,16 +111,78 @@ def time_queries(fn, queries: np.ndarray) -> tuple[np.ndarray, list[str], np.nda
 
 
 def time_paired(fn, raw, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time ``fn`` and ``raw`` on each query back to back; returns (fn ms, raw keys, raw ms)."""
+    """Time ``fn`` and ``raw`` on each query back to back; returns (fn ms, raw keys, raw ms).
+
+    The order alternates per query, so neither side always gets the caches the other warmed.
+    """
     lat, rlat, rkeys = np.empty(len(queries)), np.empty(len(queries)), []
     for i in range(len(queries)):
         q = queries[i : i + 1]
-        t = time.perf_counter_ns()
-        fn(q)
-        t1 = time.perf_counter_ns()
-        rkeys.append(raw(q))
-        lat[i], rlat[i] = (t1 - t) / 1e6, (time.perf_counter_ns() - t1) / 1e6
+        if i % 2:
+            t = time.perf_counter_ns()
+            rkeys.append(raw(q))
+            t1 = time.perf_counter_ns()
+            fn(q)
+            rlat[i], lat[i] = (t1 - t) / 1e6, (time.perf_counter_ns() - t1) / 1e6
+        else:
+            t = time.perf_counter_ns()
+            fn(q)
+            t1 = time.perf_counter_ns()
+            rkeys.append(raw(q))
+            lat[i], rlat[i] = (t1 - t) / 1e6, (time.perf_counter_ns() - t1) / 1e6
     return lat, np.stack(rkeys), rlat
+
+
+def memory_probe(directory: Path, cfg: IndexConfig, dim: int, queries: np.ndarray) -> dict:
+    """Resident bytes per vector of the checkpoint in ``directory``, opened in a new process.
+
+    The child imports everything, reads its RSS (the baseline), opens the index the way a
+    server does, runs every query once (warm-up: rescoring touches the originals' pages), and
+    reads RSS again. Reported: total RSS (anonymous + the mapped originals' touched pages) and
+    anonymous only, per vector.
+    """
+    with tempfile.TemporaryDirectory() as td:
+        qpath = Path(td) / "q.npy"
+        np.save(qpath, queries)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--probe",
+            str(directory),
+            "--probe-queries",
+            str(qpath),
+            "--probe-config",
+            json.dumps(dataclasses.asdict(cfg)),
+            "--dim",
+            str(dim),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    """Child side of :func:`memory_probe`."""
+    cfg = IndexConfig(**json.loads(args.probe_config))
+    queries = np.load(args.probe_queries)
+    gc.collect()
+    rss0 = rss_bytes()
+    space = SpaceIndex.open(Path(args.probe), SpaceSpec("bench", "synthetic", "1", args.dim), cfg)
+    rss_open = rss_bytes()
+    for i in range(len(queries)):
+        space.search(queries[i : i + 1], 10)
+    gc.collect()
+    rss1 = rss_bytes()
+    n = len(space)
+    print(
+        json.dumps(
+            {
+                "rss_open_B_per_vec": round((rss_open[0] - rss0[0]) / n),
+                "rss_B_per_vec": round((rss1[0] - rss0[0]) / n),
+                "heap_B_per_vec": round((rss1[1] - rss0[1]) / n),
+            }
+        )
+    )
+    return 0
 
 
 def raw_search_fn(space: SpaceIndex, k: int):
@@ -226,25 +289,14 @@ def bench_one(
         row["disk_B_per_vec"] = round(dir_bytes(directory) / n)
         engine_files = [p for p in directory.glob("ckpt-*/*") if not p.name.startswith("originals")]
         row["engine_B_per_vec"] = round(sum(p.stat().st_size for p in engine_files) / n)
-        # Memory from a clean baseline: the built index (and the build's garbage) is dropped,
-        # then the checkpoint is opened the way a server opens it and warmed up by the timed
-        # queries below; RSS is read after them (file-backed pages of the originals included).
-        space.close()
-        del space
-        gc.collect()
-        rss0 = rss_bytes()
-        space = SpaceIndex.open(directory, spec, cfg)
-
+        # Memory from a clean baseline, in a fresh process (this one's allocator holds the
+        # build's freed pages, which a reopened index would silently reuse).
+        row.update(memory_probe(directory, cfg, dim, qs))
         found, plans, lat = time_queries(lambda q: space.search(q, k), qs)
-        gc.collect()
-        rss1 = rss_bytes()
-        row["rss_B_per_vec"] = round((rss1[0] - rss0[0]) / n)
-        row["heap_B_per_vec"] = round((rss1[1] - rss0[1]) / n)
         row["recall@10"] = round(recall(found, truth["all"][:nq]), 4)
         row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
         row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
         row["plan"] = plans[0]
-
         raw = raw_search_fn(space, k)
         if raw is not None:
             # paired: each query runs through SpaceIndex then the raw call back to back, so
@@ -256,6 +308,15 @@ def bench_one(
             row["raw_p50_ms"] = round(float(np.percentile(rlat, 50)), 3)
             row["raw_p99_ms"] = round(float(np.percentile(rlat, 99)), 3)
             row["overhead_x"] = round(row["p50_ms"] / row["raw_p50_ms"], 2)
+
+        row["mean_ms"] = round(float(np.mean(lat)), 3)
+        if args.plan_check:
+            from edgerag.bench.plan import Calibration, predict_index_ms
+
+            cal = Calibration.load(Path(args.plan_check))
+            if quant in cal.precisions:
+                row["plan_predicted_mean_ms"] = round(predict_index_ms(cal, quant, n, dim), 3)
+                row["plan_error"] = round(row["plan_predicted_mean_ms"] / row["mean_ms"] - 1, 3)
 
         for label in ("10%", "1%"):
             allowed = truth[f"allowed_{label}"]
@@ -286,8 +347,9 @@ COLUMNS = [
     ("open_s", "open s"),
     ("disk_B_per_vec", "disk B/vec"),
     ("engine_B_per_vec", "engine B/vec"),
-    ("rss_B_per_vec", "RSS B/vec"),
-    ("heap_B_per_vec", "heap B/vec"),
+    ("rss_open_B_per_vec", "RSS open B/vec"),
+    ("rss_B_per_vec", "RSS warm B/vec"),
+    ("heap_B_per_vec", "anon warm B/vec"),
     ("recall@10", "recall@10"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
@@ -305,6 +367,9 @@ COLUMNS = [
     ("f10%_ann_p50_ms", "10% ANN p50 ms"),
     ("f1%_ann_recall@10", "1% ANN recall"),
     ("f1%_ann_p50_ms", "1% ANN p50 ms"),
+    ("mean_ms", "mean ms"),
+    ("plan_predicted_mean_ms", "plan predicted mean ms"),
+    ("plan_error", "plan error"),
     ("plan", "plan"),
 ]
 
@@ -339,7 +404,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep built indexes under this directory and reuse them on the next run",
     )
+    p.add_argument(
+        "--plan-check",
+        default=None,
+        help="an `edgerag plan` calibration JSON: report its predicted mean index latency "
+        "at this n × dim beside the measured one",
+    )
+    p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-queries", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.probe:
+        return probe_main(args)
 
     t0 = time.perf_counter()
     data = clustered(args.n, args.dim, args.seed)

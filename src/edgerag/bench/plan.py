@@ -379,6 +379,18 @@ def _pow2_gb(gb: float) -> int:
     return int(2 ** max(0, math.ceil(math.log2(max(gb, 1.0)))))
 
 
+def predict_index_ms(cal: Calibration, precision: str, n: int, dim: int) -> float:
+    """Mean single-client index time (ANN + rescoring, no payload) the model predicts at
+    ``n`` × ``dim``: ANN ∝ ln N × D, rescoring ∝ D (see the module docstring).
+
+    ``benchmarks/index_bench.py --plan-check`` compares it with a measured run.
+    """
+    pc = cal.precisions[precision]
+    dim_f = dim / cal.dim
+    log_f = math.log(max(n, 2)) / math.log(max(cal.n, 2))
+    return pc.ann_ms * log_f * dim_f + pc.rescore_ms * dim_f
+
+
 def size(inputs: PlanInputs, cal: Calibration, precision: str) -> Sizing:
     """Dimension one precision from the calibration (see the module docstring for the model)."""
     if precision not in cal.precisions:
@@ -395,9 +407,7 @@ def size(inputs: PlanInputs, cal: Calibration, precision: str) -> Sizing:
     disk_index = max(0.0, pc.disk_B_per_vec - (code + 4.0) * cal.dim) + (code + 4.0) * d
     store = max(0.0, pc.store_B_per_item - 4.0 * cal.dim) + 4.0 * d
     disk = n * (store + 2 * disk_index)
-    dim_f = d / cal.dim
-    log_f = math.log(max(n, 2)) / math.log(max(cal.n, 2))
-    mean = pc.ann_ms * log_f * dim_f + pc.rescore_ms * dim_f + pc.hydrate_ms
+    mean = predict_index_ms(cal, precision, n, d) + pc.hydrate_ms
     stages = pc.ann_ms + pc.rescore_ms + pc.hydrate_ms
     scale = mean / stages if stages > 0 else 1.0
     p95 = pc.e2e_p95_ms * scale

@@ -432,10 +432,13 @@ class SpaceIndex:
 
     def _queries(self, queries: npt.ArrayLike) -> Vectors:
         q = as_queries(queries, self.spec.dim)
-        if self.spec.metric == "cos":
-            norms = np.linalg.norm(q, axis=1, keepdims=True)
-            q = q / np.where(norms > 0, norms, 1.0)
-        return q.astype(np.float32, copy=False)
+        if self.spec.metric != "cos":
+            return q
+        if len(q) == 1:  # the single-query hot path: one dot instead of linalg.norm's checks
+            norm = math.sqrt(float(q[0] @ q[0]))
+            return q * np.float32(1.0 / norm) if norm > 0 else q.copy()
+        norms = np.linalg.norm(q, axis=1, keepdims=True)
+        return (q / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
     def exact_search(
         self, queries: npt.ArrayLike, k: int, allowed: npt.ArrayLike | None = None
