@@ -292,8 +292,6 @@ class FaissEngine(AnnEngine):
         storage = f.downcast_index(self._index.storage)
         size = storage.code_size
         codes = f.rev_swig_ptr(storage.codes.data(), storage.ntotal * size)
-        # contiguous copy of the allowed rows (np.take: ~2x faster than fancy indexing here)
-        sub = np.take(codes.reshape(storage.ntotal, size), labels, axis=0)
         mt = self._index.metric_type
         if isinstance(storage, f.IndexScalarQuantizer):
             scratch = f.IndexScalarQuantizer(self.dim, storage.sq.qtype, mt)
@@ -301,7 +299,12 @@ class FaissEngine(AnnEngine):
             scratch.is_trained = True
         else:
             scratch = f.IndexFlat(self.dim, mt)
-        scratch.add_sa_codes(sub)
+        # gather the allowed rows' codes straight into the scratch index's buffer (one copy;
+        # np.take is ~2x faster than fancy indexing for this)
+        scratch.codes.resize(len(labels) * size)
+        buf = f.rev_swig_ptr(scratch.codes.data(), len(labels) * size)
+        np.take(codes.reshape(storage.ntotal, size), labels, axis=0, out=buf.reshape(-1, size))
+        scratch.ntotal = len(labels)
         self._set_threads(1 if len(q) < PARALLEL_MIN_QUERIES else _cores())
         dist, idx = scratch.search(q, min(k, len(labels)))
         missing = idx < 0
