@@ -111,6 +111,19 @@ def time_queries(fn, queries: np.ndarray) -> tuple[np.ndarray, list[str], np.nda
     return np.stack(keys), plans, lat
 
 
+def profile_queries(space: SpaceIndex, queries: np.ndarray, k: int) -> None:
+    """cProfile every single-query search once; the top entries by own time go to stderr."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(len(queries)):
+        space.search(queries[i : i + 1], k)
+    prof.disable()
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(16)
+
+
 def time_paired(fn, raw, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Time ``fn`` and ``raw`` on each query back to back; returns (fn ms, raw keys, raw ms).
 
@@ -310,6 +323,8 @@ def bench_one(
             row["raw_p99_ms"] = round(float(np.percentile(rlat, 99)), 3)
             row["overhead_x"] = round(row["p50_ms"] / row["raw_p50_ms"], 2)
 
+        if args.profile:
+            profile_queries(space, qs, k)
         row["mean_ms"] = round(float(np.mean(lat)), 3)
         if args.plan_check:
             from edgerag.bench.plan import Calibration, predict_index_ms
@@ -429,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="an `edgerag plan` calibration JSON: report its predicted mean index latency "
         "at this n × dim beside the measured one",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="cProfile the unfiltered queries (to stderr)"
     )
     p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     p.add_argument("--probe-queries", default=None, help=argparse.SUPPRESS)
