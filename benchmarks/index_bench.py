@@ -20,6 +20,8 @@ import gc
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.index import space as space_module
 from edgerag.index.base import IndexConfig
 from edgerag.index.space import SpaceIndex
 from edgerag.types import SpaceSpec
@@ -108,33 +111,127 @@ def time_queries(fn, queries: np.ndarray) -> tuple[np.ndarray, list[str], np.nda
     return np.stack(keys), plans, lat
 
 
+def profile_queries(space: SpaceIndex, queries: np.ndarray, k: int) -> None:
+    """cProfile every single-query search once; the top entries by own time go to stderr."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(len(queries)):
+        space.search(queries[i : i + 1], k)
+    prof.disable()
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(16)
+
+
+def time_paired(fn, raw, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time ``fn`` and ``raw`` on each query back to back; returns (fn ms, raw keys, raw ms).
+
+    The order alternates per query, so neither side always gets the caches the other warmed.
+    """
+    lat, rlat, rkeys = np.empty(len(queries)), np.empty(len(queries)), []
+    for i in range(len(queries)):
+        q = queries[i : i + 1]
+        if i % 2:
+            t = time.perf_counter_ns()
+            rkeys.append(raw(q))
+            t1 = time.perf_counter_ns()
+            fn(q)
+            rlat[i], lat[i] = (t1 - t) / 1e6, (time.perf_counter_ns() - t1) / 1e6
+        else:
+            t = time.perf_counter_ns()
+            fn(q)
+            t1 = time.perf_counter_ns()
+            rkeys.append(raw(q))
+            lat[i], rlat[i] = (t1 - t) / 1e6, (time.perf_counter_ns() - t1) / 1e6
+    return lat, np.stack(rkeys), rlat
+
+
+def memory_probe(directory: Path, cfg: IndexConfig, dim: int, queries: np.ndarray) -> dict:
+    """Resident bytes per vector of the checkpoint in ``directory``, opened in a new process.
+
+    The child imports everything, reads its RSS (the baseline), opens the index the way a
+    server does, runs every query once (warm-up: rescoring touches the originals' pages), and
+    reads RSS again. Reported: total RSS (anonymous + the mapped originals' touched pages) and
+    anonymous only, per vector.
+    """
+    with tempfile.TemporaryDirectory() as td:
+        qpath = Path(td) / "q.npy"
+        np.save(qpath, queries)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--probe",
+            str(directory),
+            "--probe-queries",
+            str(qpath),
+            "--probe-config",
+            json.dumps(dataclasses.asdict(cfg)),
+            "--dim",
+            str(dim),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    """Child side of :func:`memory_probe`."""
+    cfg = IndexConfig(**json.loads(args.probe_config))
+    queries = np.load(args.probe_queries)
+    gc.collect()
+    rss0 = rss_bytes()
+    space = SpaceIndex.open(Path(args.probe), SpaceSpec("bench", "synthetic", "1", args.dim), cfg)
+    rss_open = rss_bytes()
+    for i in range(len(queries)):
+        space.search(queries[i : i + 1], 10)
+    gc.collect()
+    rss1 = rss_bytes()
+    n = len(space)
+    print(
+        json.dumps(
+            {
+                "rss_open_B_per_vec": round((rss_open[0] - rss0[0]) / n),
+                "rss_B_per_vec": round((rss1[0] - rss0[0]) / n),
+                "heap_B_per_vec": round((rss1[1] - rss0[1]) / n),
+            }
+        )
+    )
+    return 0
+
+
 def raw_search_fn(space: SpaceIndex, k: int):
-    """The underlying library call on the same structure, as a user of the library would."""
+    """The underlying library call on the same structure, as a user of the library would.
+
+    Fair pairing: the raw call gets the very beam width (ef) and candidate count SpaceIndex
+    uses (``k × oversample`` when rescoring), and returns its top-k of them, so the ratio is
+    the cost of key mapping + rescoring, not of a narrower search.
+    """
     engine = space._engine  # noqa: SLF001 - benchmark reaches in on purpose
     name = space.config.backend
+    kk = space.candidates(k)
     if name == "faiss":
         import faiss
 
         index = engine._index  # noqa: SLF001
-        index.hnsw.efSearch = max(space.config.ef_search, k)
+        params = faiss.SearchParametersHNSW(efSearch=max(space.config.ef_search, kk))
         faiss.omp_set_num_threads(1)
         binary = space.config.quantization == "binary"
         labels = engine._label_keys  # noqa: SLF001
 
         def run(q: np.ndarray) -> np.ndarray:
             x = np.packbits(q > 0, axis=1) if binary else q
-            _, ids = index.search(x, k)
-            return labels[ids[0]]
+            _, ids = index.search(x, kk, params=params)
+            return labels[ids[0, :k]]
 
         return run
     if name == "usearch":
         index = engine._index  # noqa: SLF001
-        index.expansion_search = space.config.ef_search
+        index.expansion_search = max(space.config.ef_search, kk)
         binary = space.config.quantization == "binary"
 
         def run(q: np.ndarray) -> np.ndarray:
             x = np.packbits(q > 0, axis=1) if binary else q
-            m = index.search(x, k, threads=1)
+            m = index.search(x, kk, threads=1)
             out = np.full(k, -1, dtype=np.int64)
             got = np.asarray(m.keys, dtype=np.int64).ravel()[:k]
             out[: len(got)] = got
@@ -142,6 +239,32 @@ def raw_search_fn(space: SpaceIndex, k: int):
 
         return run
     return None
+
+
+def build_or_open(
+    directory: Path, spec: SpaceSpec, cfg: IndexConfig, data: np.ndarray, batch: int
+) -> tuple[SpaceIndex, dict[str, Any]]:
+    """Build the index into ``directory`` (upserts + checkpoint), or open the one kept there."""
+    n = len(data)
+    info: dict[str, Any] = {}
+    if (directory / "MANIFEST.json").exists():
+        t0 = time.perf_counter()
+        space = SpaceIndex.open(directory, spec, cfg)
+        info["open_s"] = round(time.perf_counter() - t0, 2)
+        if len(space) == n:
+            return space, info
+        space.close()
+        shutil.rmtree(directory)
+    keys = np.arange(n, dtype=np.int64)
+    t0 = time.perf_counter()
+    space = SpaceIndex.open(directory, spec, cfg)
+    for start in range(0, n, batch):
+        space.upsert(keys[start : start + batch], data[start : start + batch])
+    info["build_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    space.checkpoint(1)
+    info["checkpoint_s"] = round(time.perf_counter() - t0, 2)
+    return space, info
 
 
 def bench_one(
@@ -164,50 +287,74 @@ def bench_one(
         exact_threshold=args.exact_threshold,
         exact_fraction=args.exact_fraction,
     )
+    spec = SpaceSpec("bench", "synthetic", "1", dim)
     row: dict[str, Any] = {"engine": engine, "quant": quant}
-    keys = np.arange(n, dtype=np.int64)
     # flat is O(n) per query: fewer timed queries keep the run short
     nq = min(len(queries), args.flat_queries) if engine == "flat" else len(queries)
     qs = queries[:nq]
     with tempfile.TemporaryDirectory(dir=args.tmp) as td:
-        gc.collect()
-        rss0 = rss_bytes()
-        t0 = time.perf_counter()
-        space = SpaceIndex.open(Path(td), SpaceSpec("bench", "synthetic", "1", dim), cfg)
-        for start in range(0, n, args.batch):
-            space.upsert(keys[start : start + args.batch], data[start : start + args.batch])
-        row["build_s"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
-        space.checkpoint(1)
-        row["checkpoint_s"] = round(time.perf_counter() - t0, 2)
-        row["disk_B_per_vec"] = round(dir_bytes(Path(td)) / n)
-        engine_files = [p for p in Path(td).glob("ckpt-*/*") if not p.name.startswith("originals")]
+        if args.keep:
+            name = f"{engine}-{quant}-n{n}-d{dim}-M{args.m}-efc{args.ef_construction}"
+            directory = Path(args.keep) / name
+        else:
+            directory = Path(td) / "index"
+        space, info = build_or_open(directory, spec, cfg, data, args.batch)
+        row.update(info)
+        row["disk_B_per_vec"] = round(dir_bytes(directory) / n)
+        engine_files = [p for p in directory.glob("ckpt-*/*") if not p.name.startswith("originals")]
         row["engine_B_per_vec"] = round(sum(p.stat().st_size for p in engine_files) / n)
-
+        # Memory from a clean baseline, in a fresh process (this one's allocator holds the
+        # build's freed pages, which a reopened index would silently reuse).
+        row.update(memory_probe(directory, cfg, dim, qs))
         found, plans, lat = time_queries(lambda q: space.search(q, k), qs)
-        gc.collect()
-        rss1 = rss_bytes()
-        row["rss_B_per_vec"] = round((rss1[0] - rss0[0]) / n)
-        row["heap_B_per_vec"] = round((rss1[1] - rss0[1]) / n)
         row["recall@10"] = round(recall(found, truth["all"][:nq]), 4)
         row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
         row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
         row["plan"] = plans[0]
-
         raw = raw_search_fn(space, k)
         if raw is not None:
-            rfound, _, rlat = time_queries(raw, qs)
+            # paired: each query runs through SpaceIndex then the raw call back to back, so
+            # both see the same cache and machine-load conditions; both p50/p99 come from here
+            lat, rfound, rlat = time_paired(lambda q: space.search(q, k), raw, qs)
+            row["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
+            row["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
             row["raw_recall@10"] = round(recall(rfound, truth["all"][:nq]), 4)
             row["raw_p50_ms"] = round(float(np.percentile(rlat, 50)), 3)
             row["raw_p99_ms"] = round(float(np.percentile(rlat, 99)), 3)
             row["overhead_x"] = round(row["p50_ms"] / row["raw_p50_ms"], 2)
+
+        if args.profile:
+            profile_queries(space, qs, k)
+        row["mean_ms"] = round(float(np.mean(lat)), 3)
+        if args.plan_check:
+            from edgerag.bench.plan import Calibration, predict_index_ms
+
+            cal = Calibration.load(Path(args.plan_check))
+            if quant in cal.precisions:
+                row["plan_predicted_mean_ms"] = round(predict_index_ms(cal, quant, n, dim), 3)
+                row["plan_error"] = round(row["plan_predicted_mean_ms"] / row["mean_ms"] - 1, 3)
 
         for label in ("10%", "1%"):
             allowed = truth[f"allowed_{label}"]
             ffound, fplans, flat_ = time_queries(lambda q, a=allowed: space.search(q, k, a), qs)
             row[f"f{label}_recall@10"] = round(recall(ffound, truth[f"truth_{label}"][:nq]), 4)
             row[f"f{label}_p50_ms"] = round(float(np.percentile(flat_, 50)), 3)
+            row[f"f{label}_p99_ms"] = round(float(np.percentile(flat_, 99)), 3)
             row[f"f{label}_plan"] = fplans[0]
+            if fplans[0].startswith("exact-codes"):
+                # the previous exact path on the same set: gather + score the f32 originals
+                saved = space_module.EXACT_CODES_MIN_FACTOR
+                space_module.EXACT_CODES_MIN_FACTOR = 1 << 62
+                try:
+                    ofound, oplans, olat = time_queries(
+                        lambda q, a=allowed: space.search(q, k, a), qs
+                    )
+                finally:
+                    space_module.EXACT_CODES_MIN_FACTOR = saved
+                row[f"f{label}_f32scan_recall@10"] = round(
+                    recall(ofound, truth[f"truth_{label}"][:nq]), 4
+                )
+                row[f"f{label}_f32scan_p50_ms"] = round(float(np.percentile(olat, 50)), 3)
             if engine != "flat" and fplans[0].startswith("exact"):
                 # what the planner avoided: the ANN filter path on the same graph
                 default_cfg = space.config
@@ -227,10 +374,12 @@ COLUMNS = [
     ("engine", "engine"),
     ("quant", "quant"),
     ("build_s", "build s"),
+    ("open_s", "open s"),
     ("disk_B_per_vec", "disk B/vec"),
     ("engine_B_per_vec", "engine B/vec"),
-    ("rss_B_per_vec", "RSS B/vec"),
-    ("heap_B_per_vec", "heap B/vec"),
+    ("rss_open_B_per_vec", "RSS open B/vec"),
+    ("rss_B_per_vec", "RSS warm B/vec"),
+    ("heap_B_per_vec", "anon warm B/vec"),
     ("recall@10", "recall@10"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
@@ -242,11 +391,20 @@ COLUMNS = [
     ("f10%_plan", "10% plan"),
     ("f1%_recall@10", "1% recall"),
     ("f1%_p50_ms", "1% p50 ms"),
+    ("f1%_p99_ms", "1% p99 ms"),
     ("f1%_plan", "1% plan"),
+    ("f10%_p99_ms", "10% p99 ms"),
+    ("f10%_f32scan_recall@10", "10% f32-scan recall"),
+    ("f10%_f32scan_p50_ms", "10% f32-scan p50 ms"),
+    ("f1%_f32scan_recall@10", "1% f32-scan recall"),
+    ("f1%_f32scan_p50_ms", "1% f32-scan p50 ms"),
     ("f10%_ann_recall@10", "10% ANN recall"),
     ("f10%_ann_p50_ms", "10% ANN p50 ms"),
     ("f1%_ann_recall@10", "1% ANN recall"),
     ("f1%_ann_p50_ms", "1% ANN p50 ms"),
+    ("mean_ms", "mean ms"),
+    ("plan_predicted_mean_ms", "plan predicted mean ms"),
+    ("plan_error", "plan error"),
     ("plan", "plan"),
 ]
 
@@ -276,7 +434,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tmp", default=None, help="directory for index files (default: system tmp)")
     p.add_argument("--json", dest="json_path", default=None)
+    p.add_argument(
+        "--keep",
+        default=None,
+        help="keep built indexes under this directory and reuse them on the next run",
+    )
+    p.add_argument(
+        "--plan-check",
+        default=None,
+        help="an `edgerag plan` calibration JSON: report its predicted mean index latency "
+        "at this n × dim beside the measured one",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="cProfile the unfiltered queries (to stderr)"
+    )
+    p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-queries", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.probe:
+        return probe_main(args)
 
     t0 = time.perf_counter()
     data = clustered(args.n, args.dim, args.seed)

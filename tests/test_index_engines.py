@@ -184,6 +184,45 @@ def test_filtered_exact_path_equals_brute_force(built, engine, selectivity):
     np.testing.assert_allclose(res.scores[:, : truth.shape[1]], scores, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [600, 2000])
+@pytest.mark.parametrize("quant", QUANTS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_filtered_exact_over_codes_equals_brute_force(built, engine, quant, size):
+    """Sets large enough for the codes scan (faiss: int8/f16 codes + rescoring) stay exact."""
+    space = built(engine, quant)
+    rng = np.random.default_rng(size)
+    allowed = rng.choice(KEYS, size, replace=False)
+    mask = np.isin(KEYS, allowed)
+    truth, scores = brute_force(DATA[mask], KEYS[mask], QUERIES, K)
+    res, plan = space.search(QUERIES, K, allowed=allowed)  # 2000 ≤ exact_threshold → exact
+    codes = engine == "faiss" and quant not in ("f32", "binary")
+    assert plan.startswith(f"exact-codes(allowed={size})+rescore" if codes else "exact(")
+    assert recall(res.keys, truth) == 1.0
+    np.testing.assert_allclose(res.scores[:, : truth.shape[1]], scores, rtol=1e-5, atol=1e-5)
+    # one query at a time takes the single-query rescoring path: same answer
+    one, _ = space.search(QUERIES[:1], K, allowed=allowed)
+    np.testing.assert_array_equal(one.keys[0], res.keys[0])
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_filtered_exact_over_codes_other_metrics(tmp_path, metric):
+    """The codes scan ranks by the engine's own metric (l2: distances negated)."""
+    rng = np.random.default_rng(7)
+    data = DATA * rng.uniform(0.5, 2.0, (N, 1)).astype(np.float32)  # unnormalised rows
+    space = SpaceIndex.open(
+        tmp_path, dataclasses.replace(SPEC, metric=metric), config("faiss", "int8")
+    )
+    space.upsert(KEYS, data)
+    allowed = rng.choice(KEYS, 1500, replace=False)
+    mask = np.isin(KEYS, allowed)
+    truth, scores = brute_force(data[mask], KEYS[mask], QUERIES, K, metric=metric)
+    res, plan = space.search(QUERIES, K, allowed=allowed)
+    assert plan.startswith("exact-codes(allowed=1500)+rescore")
+    assert recall(res.keys, truth) == 1.0
+    np.testing.assert_allclose(res.scores, scores, rtol=1e-4, atol=1e-4)
+    space.close()
+
+
 @pytest.mark.parametrize("selectivity", [0.01, 0.1])
 @pytest.mark.parametrize("quant", QUANTS)
 @pytest.mark.parametrize("engine", ENGINES)

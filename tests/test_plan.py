@@ -211,3 +211,44 @@ def test_cli_plan_bad_input(tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 2 and "--egress-usd-per-gb" in res.output
+
+
+def test_calibration_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    import edgerag.bench.plan as planlib
+
+    first, path, cached = planlib.cached_calibration(16, n=600, cache_dir=tmp_path)
+    assert not cached and path.parent == tmp_path and path.exists()
+    assert set(first.precisions) == set(planlib.PRECISIONS) and first.n == 600
+
+    def must_not_run(*_a, **_k):
+        raise AssertionError("recalibrated although a cached calibration exists")
+
+    monkeypatch.setattr(planlib, "calibrate", must_not_run)
+    again, again_path, cached = planlib.cached_calibration(16, n=600, cache_dir=tmp_path)
+    assert cached and again_path == path and again == first
+    # another size or dim is another key; a refresh measures again
+    assert planlib.calibration_cache_path(16, 700, tmp_path) != path
+    assert planlib.calibration_cache_path(32, 600, tmp_path) != path
+    calls = []
+    monkeypatch.setattr(planlib, "calibrate", lambda dim, n: calls.append((dim, n)) or CAL)
+    fresh, _, cached = planlib.cached_calibration(16, n=600, cache_dir=tmp_path, refresh=True)
+    assert calls == [(16, 600)] and not cached and fresh == CAL
+    assert Calibration.load(path) == CAL  # the refresh replaced the cached file
+    # a damaged cache file is measured over, not trusted
+    path.write_text("{not json")
+    healed, _, cached = planlib.cached_calibration(16, n=600, cache_dir=tmp_path)
+    assert not cached and healed == CAL and len(calls) == 2
+
+
+def test_cli_plan_uses_the_calibration_cache(tmp_path, monkeypatch):
+    import edgerag.bench.plan as planlib
+
+    monkeypatch.setenv("EDGERAG_CACHE_DIR", str(tmp_path))
+    path = planlib.calibration_cache_path(200, 20_000)
+    assert path.parent == tmp_path
+    path.write_text(CAL.to_json())
+    monkeypatch.setattr(planlib, "calibrate", lambda *a, **k: pytest.fail("recalibrated"))
+    res = CliRunner().invoke(main, ["plan", "--vectors", "1000000", "--dim", "200", "--json"])
+    assert res.exit_code == 0, res.output
+    assert f"calibration read from {path}" in res.output
+    assert json.loads(res.output[res.output.index("{") :])["calibration"]["n"] == CAL.n

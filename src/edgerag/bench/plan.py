@@ -29,9 +29,12 @@ product brief's assumptions (listed in :data:`ASSUMPTIONS`), not quotes.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -267,6 +270,78 @@ def calibration_dim(dim: int) -> int:
     return min(dim, 768)
 
 
+# Bump when the calibration bench, the index defaults or what a Calibration holds change: a
+# cached calibration of another version is stale and is measured again.
+CALIBRATION_VERSION = 2
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """What a calibration depends on besides its size: CPU, cores, code and library versions."""
+    import edgerag
+    from edgerag.bench.runner import _machine
+
+    m = _machine()
+    versions = {}
+    # distribution metadata, not imports: importing faiss alone costs ~0.7 s on a busy box
+    for lib, dists in (("faiss", ("faiss-cpu", "faiss", "faiss-gpu")), ("numpy", ("numpy",))):
+        versions[lib] = "-"  # an absent extra simply is not part of the key
+        for dist in dists:
+            try:
+                versions[lib] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return {
+        "calibration_version": CALIBRATION_VERSION,
+        "edgerag": edgerag.__version__,
+        "cpu": m["cpu"],
+        "cores": m["cores"],
+        **versions,
+    }
+
+
+def default_cache_dir() -> Path:
+    """``$EDGERAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgerag``, else ``~/.cache/edgerag``."""
+    if os.environ.get("EDGERAG_CACHE_DIR"):
+        return Path(os.environ["EDGERAG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgerag"
+
+
+def calibration_cache_path(dim: int, n: int, cache_dir: Path | None = None) -> Path:
+    """Where the calibration for (dim, n) on this machine and code version is cached."""
+    key = json.dumps(machine_fingerprint(), sort_keys=True).encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    return (cache_dir or default_cache_dir()) / f"plan-calibration-d{dim}-n{n}-{digest}.json"
+
+
+def cached_calibration(
+    dim: int, n: int = 20_000, cache_dir: Path | None = None, refresh: bool = False
+) -> tuple[Calibration, Path, bool]:
+    """The calibration for (dim, n) from the cache, measured (and cached) when absent.
+
+    Returns (calibration, cache file, True when it was read from the cache). The cache key is
+    the machine fingerprint (CPU, cores, edgerag/faiss/numpy versions, calibration version),
+    so a new box or an upgrade recalibrates; ``refresh`` forces it. An unreadable cache file
+    is measured over, never trusted.
+    """
+    path = calibration_cache_path(dim, n, cache_dir)
+    if not refresh and path.exists():
+        try:
+            return Calibration.load(path), path, True
+        except ConfigError as exc:
+            logger.warning("ignoring the cached calibration: %s", exc)
+    cal = calibrate(dim, n=n)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(cal.to_json())
+        os.replace(tmp, path)  # a concurrent reader sees the old file or the whole new one
+    except OSError as exc:  # a read-only home must not fail the plan itself
+        logger.warning("cannot cache the calibration at %s: %s", path, exc)
+    return cal, path, False
+
+
 # ------------------------------------------------------------------------------ dimensioning
 
 
@@ -309,6 +384,18 @@ def _pow2_gb(gb: float) -> int:
     return int(2 ** max(0, math.ceil(math.log2(max(gb, 1.0)))))
 
 
+def predict_index_ms(cal: Calibration, precision: str, n: int, dim: int) -> float:
+    """Mean single-client index time (ANN + rescoring, no payload) the model predicts at
+    ``n`` × ``dim``: ANN ∝ ln N × D, rescoring ∝ D (see the module docstring).
+
+    ``benchmarks/index_bench.py --plan-check`` compares it with a measured run.
+    """
+    pc = cal.precisions[precision]
+    dim_f = dim / cal.dim
+    log_f = math.log(max(n, 2)) / math.log(max(cal.n, 2))
+    return pc.ann_ms * log_f * dim_f + pc.rescore_ms * dim_f
+
+
 def size(inputs: PlanInputs, cal: Calibration, precision: str) -> Sizing:
     """Dimension one precision from the calibration (see the module docstring for the model)."""
     if precision not in cal.precisions:
@@ -325,9 +412,7 @@ def size(inputs: PlanInputs, cal: Calibration, precision: str) -> Sizing:
     disk_index = max(0.0, pc.disk_B_per_vec - (code + 4.0) * cal.dim) + (code + 4.0) * d
     store = max(0.0, pc.store_B_per_item - 4.0 * cal.dim) + 4.0 * d
     disk = n * (store + 2 * disk_index)
-    dim_f = d / cal.dim
-    log_f = math.log(max(n, 2)) / math.log(max(cal.n, 2))
-    mean = pc.ann_ms * log_f * dim_f + pc.rescore_ms * dim_f + pc.hydrate_ms
+    mean = predict_index_ms(cal, precision, n, d) + pc.hydrate_ms
     stages = pc.ann_ms + pc.rescore_ms + pc.hydrate_ms
     scale = mean / stages if stages > 0 else 1.0
     p95 = pc.e2e_p95_ms * scale

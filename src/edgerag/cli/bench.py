@@ -264,6 +264,12 @@ def bench(
     show_default=True,
     help="Vectors in the calibration run.",
 )
+@click.option(
+    "--recalibrate",
+    is_flag=True,
+    help="Measure again instead of using the cached calibration (cached per machine and "
+    "version under $EDGERAG_CACHE_DIR or ~/.cache/edgerag).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
     vectors: int,
@@ -284,6 +290,7 @@ def plan(
     precisions: str,
     calibration: Path | None,
     calibrate_n: int,
+    recalibrate: bool,
     as_json: bool,
 ) -> None:
     """Hardware dimensioning per precision and a monthly edge-vs-cloud cost, from measurements."""
@@ -318,18 +325,19 @@ def plan(
         raise click.BadParameter(
             f"{bad[0]!r}; choose from {list(planlib.PRECISIONS)}", param_hint="--precision"
         )
-    if calibration is not None and calibration.exists():
+    cal_dim = planlib.calibration_dim(dim)
+    if calibration is not None and calibration.exists() and not recalibrate:
         cal = planlib.Calibration.load(calibration)
-    else:
-        cal_dim = planlib.calibration_dim(dim)
-        click.echo(
-            f"calibrating: {calibrate_n:,} × {cal_dim} synthetic vectors, "
-            f"{', '.join(planlib.PRECISIONS)} …",
-            err=True,
-        )
+    elif calibration is not None:
+        click.echo(f"calibrating: {calibrate_n:,} × {cal_dim} synthetic vectors …", err=True)
         cal = planlib.calibrate(cal_dim, n=calibrate_n)
-        if calibration is not None:
-            calibration.parent.mkdir(parents=True, exist_ok=True)
-            calibration.write_text(cal.to_json())
+        calibration.parent.mkdir(parents=True, exist_ok=True)
+        calibration.write_text(cal.to_json())
+    else:
+        path = planlib.calibration_cache_path(cal_dim, calibrate_n)
+        if recalibrate or not path.exists():
+            click.echo(f"calibrating: {calibrate_n:,} × {cal_dim} synthetic vectors …", err=True)
+        cal, path, cached = planlib.cached_calibration(cal_dim, calibrate_n, refresh=recalibrate)
+        click.echo(f"calibration {'read from' if cached else 'cached in'} {path}", err=True)
     result = planlib.plan(inputs, cal, prices, wanted)
     click.echo(json.dumps(result, indent=1) if as_json else planlib.render(result))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -144,42 +143,69 @@ def as_queries(queries: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
 
 
 class RWLock:
-    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation).
+
+    ``read()``/``write()`` return reusable guard objects rather than generator-based context
+    managers: a search takes the read lock once per query, and a generator costs more than the
+    acquire itself.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_guard = _Guard(self._acquire_read, self._release_read)
+        self._write_guard = _Guard(self._acquire_write, self._release_write)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _Guard:
+        return self._read_guard
+
+    def write(self) -> _Guard:
+        return self._write_guard
+
+    def _acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def _acquire_write(self) -> None:
         with self._cond:
             self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+
+    def _release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+class _Guard:
+    """A stateless context manager calling ``enter``/``exit`` (the state lives in the lock)."""
+
+    __slots__ = ("_enter", "_exit")
+
+    def __init__(self, enter: Callable[[], None], exit_: Callable[[], None]) -> None:
+        self._enter = enter
+        self._exit = exit_
+
+    def __enter__(self) -> None:
+        self._enter()
+
+    def __exit__(self, *_: object) -> None:
+        self._exit()
 
 
 def in_sorted(values: npt.NDArray[np.int64], allowed_sorted: Keys) -> npt.NDArray[np.bool_]:
