@@ -159,14 +159,16 @@ def fit(sets) -> tuple[dict[str, float], dict[str, float], list[str]]:
 def report(sets, weights, with_entity, signals: list[str]) -> str:
     cols = [*signals, "RRF", "fused (fitted)"]
     lines = [
-        "| set (test split) | questions | " + " | ".join(f"R@1 {c}" for c in cols) + " |",
-        "|---|---:|" + "---:|" * len(cols),
+        "| set | split | questions | " + " | ".join(f"R@1 {c}" for c in cols) + " |",
+        "|---|---|---:|" + "---:|" * len(cols),
     ]
     for name, v in sets.items():
-        recs = v["test"]
-        values = [r_at_1(recs, single(s)) for s in signals]
-        values += [r_at_1(recs, rrf), r_at_1(recs, fused_with(weights, with_entity))]
-        lines.append(f"| {name} | {len(recs)} | " + " | ".join(f"{x:.3f}" for x in values) + " |")
+        for part in ("dev", "test"):
+            recs = v[part]
+            values = [r_at_1(recs, single(s)) for s in signals]
+            values += [r_at_1(recs, rrf), r_at_1(recs, fused_with(weights, with_entity))]
+            cells = " | ".join(f"{x:.3f}" for x in values)
+            lines.append(f"| {name} | {part} | {len(recs)} | {cells} |")
     return "\n".join(lines)
 
 

@@ -168,3 +168,46 @@ def test_fts_rows_with_section_paths_are_clean(tmp_path: Path) -> None:
     sql(db, "UPDATE items_fts SET text = 'Replace the seal when it leaks.'")
     assert not check_collection(db).ok  # the section path is part of what is checked
     assert check_collection(db, repair=True).ok
+
+
+def _graph_db(tmp_path: Path) -> Path:
+    db = tmp_path / "kb"
+    manual = (
+        b"# KX-40 manual\n\n## Alarm codes\n\n| Code | Meaning | Action |\n|---|---|---|\n"
+        b"| E-107 | Seal flush pressure low | Check V-05 open |\n"
+        b"| E-114 | Strainer dP high on P-2B | Clean the basket, part KX40-STR-GSK |\n"
+    )
+    with Engine.open(db, CONFIG) as engine:
+        engine.ingest([("manual.md", manual), ("log.txt", b"E-114 again on P-2B at 23:10.")])
+        engine.delete("log.txt")
+    return db
+
+
+def test_entity_graph_that_disagrees_with_the_items_is_found_and_rebuilt(tmp_path: Path) -> None:
+    db = _graph_db(tmp_path)
+    report = check_collection(db)
+    assert report.ok, report.problems
+    assert report.checked["entity_items"] > 0 and report.checked["entity_edges"] > 0
+    sql(db, "DELETE FROM entity_items WHERE name = 'E-107'")
+    sql(db, "DELETE FROM entity_edges WHERE a = 'E-114' AND b = 'P-2B' AND relation = 'row'")
+    # an edge left behind by a deleted document, and an entity no item names
+    sql(db, "INSERT INTO entity_edges VALUES ('E-114', 'V-05', 'section', 'log.txt')")
+    sql(db, "INSERT INTO entities VALUES ('W-999', 'code')")
+    problems = check_collection(db).problems
+    assert any("1 entity↔item rows missing" in p and "E-107" in p for p in problems), problems
+    assert any("1 entity edges missing" in p and "P-2B" in p for p in problems), problems
+    assert any(
+        "1 entity edges stored but not derivable" in p and "log.txt" in p for p in problems
+    ), problems
+    assert any("1 entities stored but not derivable" in p and "W-999" in p for p in problems)
+    repaired = check_collection(db, repair=True)
+    assert repaired.ok, repaired.problems
+    assert any(r.startswith("entity graph: rebuilt") for r in repaired.repaired)
+    with Engine.open(db) as engine:  # the rebuilt index answers exact look-ups again
+        assert engine.store.entity_items(["E-107"])
+
+
+def test_entity_weight_change_is_a_mismatch(tmp_path: Path) -> None:
+    db = _graph_db(tmp_path)
+    sql(db, "UPDATE entity_items SET weight = 7 WHERE name = 'E-114'")
+    assert any("entity↔item rows" in p for p in check_collection(db).problems)

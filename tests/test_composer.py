@@ -193,3 +193,54 @@ def test_a_cut_copy_of_a_picked_entry_is_not_repeated():
         "When was the E-114 strainer dP high on P-2B?", [hit(1, cut), hit(2, entry)]
     )
     assert answer.count("23:10") == 1, answer
+
+
+# --- why the FAQ sets fell (docs/notes/answers2.md): each of these lost gold sentences
+def test_a_chunk_that_starts_its_document_keeps_a_lower_case_first_sentence():
+    text = "local($x) saves away the old value of the global variable $x for a while.\n"
+    first = Hit(1, "d#0", "d", "d.txt", "text", 1.0, text, char_start=0)
+    middle = Hit(2, "d#1", "d", "d.txt", "text", 1.0, text, char_start=400)
+    assert [u.text for u in units(first)] == [text.strip()]
+    assert units(first)[0].lead
+    assert units(middle) == []  # a window cut mid-sentence: not a unit
+
+
+def test_prose_keeps_its_pipes_and_asides_are_not_units():
+    text = (
+        "(contributed by brian d foy)\n\nThe two-argument open() infers the mode from certain "
+        'leading characters (or a trailing "|"). In older versions this was the only form.\n'
+    )
+    found = units(Hit(1, "d#0", "d", "d.txt", "text", 1.0, text, char_start=0))
+    assert [u.text for u in found][0].endswith('(or a trailing "|").')
+    assert [u.position for u in found] == [0, 1]
+    assert found[0].lead and not found[1].lead
+
+
+def test_what_was_found_is_answered_by_the_entry_that_says_it():
+    log = (
+        "2026-03-14  Shift N  Operator: J. Mbeki\n"
+        "23:10  E-114 strainer dP high on P-2B (0.52 bar).\n"
+        "23:50  Opened strainer cover. Found a torn blue nitrile glove around the basket.\n"
+    )
+    picked = ExtractiveGenerator().select(
+        "What was found in the P-2B strainer on 14 March 2026?", [hit(1, log)]
+    )
+    assert any("glove" in c.text for c in picked)
+    glove = next(c for c in picked if "glove" in c.text)
+    assert glove.score >= 0.8 * picked[0].score
+
+
+def test_an_identifier_extending_the_asked_one_is_its_successor_not_another():
+    sources = [hit(1, "KX40-SC-2210-B replaces the earlier cartridge: order it from now on.")]
+    answer = ExtractiveGenerator().compose("Which cartridge replaces KX40-SC-2210?", sources)
+    assert "KX40-SC-2210-B" in answer
+
+
+def test_shipped_weights_are_read_and_a_broken_file_falls_back(tmp_path):
+    from edgerag.generation.extractive import WEIGHTS_FILE, ComposerWeights
+
+    shipped = ComposerWeights.fitted()
+    assert shipped == ComposerWeights.fitted(WEIGHTS_FILE) and shipped.lead > 0
+    broken = tmp_path / "w.json"
+    broken.write_text("{not json")
+    assert ComposerWeights.fitted(broken) == ComposerWeights()

@@ -16,6 +16,9 @@ The store (SQLite) is the truth; everything else is derived from it and can be r
   ANN engine's quantized codes are lossy by design; they are checked by count (and keys where
   the engine can list them), not by value.
 - **FTS**: one FTS5 row per item, same rowid, same text.
+- **entity graph**: the entity index and edges are derived from the item texts; they are derived
+  again, in memory, by the same code and must equal the stored tables row for row (entities,
+  entity↔item rows with their weights, entity↔entity edges with their document).
 - **files**: every file in ``originals/`` belongs to a stored document (a leftover of a deleted
   one is a privacy leak); image items carry a JPEG thumbnail.
 
@@ -99,12 +102,15 @@ def _run(directory: Path, report: CheckReport, repair: bool, sample: int) -> Non
         _check_store(conn, report)
         _check_oplog(conn, report)
         fts_bad = _check_fts(conn, report)
+        graph_bad = _check_entities(conn, report)
         stray_originals = _check_files(conn, directory, report)
         conn.execute("COMMIT")
     finally:
         conn.close()
     if repair and (fts_bad or stray_originals):
         _repair_store_side(directory, report, fts_bad, stray_originals)
+    if repair and graph_bad:
+        _repair_entities(directory, report)
     _check_indexes(directory, report, repair, sample)
 
 
@@ -229,6 +235,72 @@ def _check_fts(conn: sqlite3.Connection, report: CheckReport) -> bool:
         if keys:
             report.problems.append(f"fts: {len(keys)} {label} (keys {_examples(keys)})")
     return bool(missing or extra or differ)
+
+
+_GRAPH_TABLES = {
+    "entities": ("entities", "SELECT name, kind FROM entities"),
+    "entity_items": ("entity↔item rows", "SELECT name, key, weight FROM entity_items"),
+    "entity_edges": ("entity edges", "SELECT a, b, relation, doc_id FROM entity_edges"),
+}
+
+
+def _check_entities(conn: sqlite3.Connection, report: CheckReport) -> bool:
+    """Derive the graph again from the items (in memory) and compare it with the stored one."""
+    from edgerag.entities import graph
+
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    pending = (
+        "meta" in tables
+        and conn.execute("SELECT 1 FROM meta WHERE key = 'entities_backfill'").fetchone()
+    )
+    if not set(_GRAPH_TABLES) <= tables or pending:
+        report.checked["entity_graph"] = "not built yet (built when the collection is opened)"
+        return False
+    derived = sqlite3.connect(":memory:")
+    try:
+        for name in _GRAPH_TABLES:
+            sql = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()[0]
+            derived.execute(sql)
+        graph.backfill(derived, source=conn)
+        bad = False
+        for name, (label, query) in _GRAPH_TABLES.items():
+            stored = set(conn.execute(query).fetchall())
+            expected = set(derived.execute(query).fetchall())
+            report.checked[name] = len(stored)
+            for what, rows in (
+                (f"{label} missing (the items name them)", expected - stored),
+                (f"{label} stored but not derivable from the items", stored - expected),
+            ):
+                if rows:
+                    bad = True
+                    report.problems.append(
+                        f"entity graph: {len(rows)} {what} ({_examples(sorted(rows, key=str))})"
+                    )
+        return bad
+    finally:
+        derived.close()
+
+
+def _repair_entities(directory: Path, report: CheckReport) -> None:
+    from edgerag.entities import graph
+
+    conn = sqlite3.connect(directory / "store.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name in _GRAPH_TABLES:
+                conn.execute(f"DELETE FROM {name}")
+            done = graph.backfill(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    report.repaired.append(f"entity graph: rebuilt from the items of {done} documents")
 
 
 def _check_files(conn: sqlite3.Connection, directory: Path, report: CheckReport) -> list[Path]:

@@ -258,11 +258,16 @@ def report(conn: sqlite3.Connection, name: str, limit: int = 50) -> dict[str, An
     }
 
 
-def backfill(conn: sqlite3.Connection) -> int:
-    """Index the items of a store that predates the graph (schema 1); returns documents done."""
-    docs = [r[0] for r in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")]
+def backfill(conn: sqlite3.Connection, source: sqlite3.Connection | None = None) -> int:
+    """Index the items of a store that predates the graph (schema 1); returns documents done.
+
+    With ``source``, the items are read there and the graph written to ``conn`` (``edgerag
+    check`` derives the graph into a scratch database to compare it with the stored one).
+    """
+    source = conn if source is None else source
+    docs = [r[0] for r in source.execute("SELECT doc_id FROM documents ORDER BY doc_id")]
     for doc_id in docs:
-        rows = conn.execute(
+        rows = source.execute(
             "SELECT key, text, metadata FROM items WHERE doc_id = ? ORDER BY position", (doc_id,)
         )
         items = [_Row(key, text, json.loads(meta)) for key, text, meta in rows]

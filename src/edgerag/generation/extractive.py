@@ -20,11 +20,14 @@ The answer is the best unit, plus the next ones while they stay close to it, eac
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,7 @@ import numpy as np
 from edgerag.generation import when
 from edgerag.generation.base import Generator
 from edgerag.generation.prompts import Prompt
-from edgerag.generation.units import Unit, split_sentences, units
+from edgerag.generation.units import Unit, is_log_entry, split_sentences, units
 from edgerag.retrieval.text_query import STOPWORDS
 from edgerag.types import Hit
 
@@ -58,6 +61,9 @@ _ASKS_VALUE = re.compile(
     r"temperature|tolerance|quantity|size|weight|flow)|torque|interval|tolerance|limit)\b",
     re.I,
 )
+_PREDICATE = re.compile(
+    r"\bwhat (?:was|were|is|are|has been|have been|got) (\w+ed|found|done)\b", re.I
+)
 _ASKS_PART = re.compile(r"\b(part number|part no|order|spare)\b", re.I)
 # "What should I do (about this)?" asks for an instruction and nothing else: when some units
 # are instructions, only they may answer it.
@@ -77,6 +83,7 @@ _IMPERATIVE = re.compile(
 )
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """Crude suffix stripping so 'leaks'/'leaking'/'leaked' match; enough for overlap scores."""
     for suffix in ("ings", "ing", "edly", "ed", "es", "s"):
@@ -101,6 +108,17 @@ def identifiers(text: str) -> set[str]:
     return found
 
 
+# Memoised by text: the same units come back query after query.
+@lru_cache(maxsize=32768)
+def _terms_of(text: str) -> frozenset[str]:
+    return frozenset(content_terms(text))
+
+
+@lru_cache(maxsize=32768)
+def _ids_of(text: str) -> frozenset[str]:
+    return frozenset(identifiers(text))
+
+
 @dataclass
 class Candidate:
     source: int  # 1-based source number
@@ -112,14 +130,18 @@ class Candidate:
     cosine: float = 0.0
     entity: float = 0.0
     when: float = 0.0
+    lead: bool = False
     score: float = 0.0
+
+
+WEIGHTS_FILE = Path(__file__).with_name("composer_weights.json")
 
 
 @dataclass(frozen=True)
 class ComposerWeights:
-    """Score weights of composer v2. Set by hand on the demo and dev questions (rank and
-    position as the v1 composer had them, tuned on perlfaq/Zaragoza); scripts/fit_composer.py
-    searches them on the dev splits but its run did not finish here (docs/notes/answers.md)."""
+    """Score weights of composer v2. The class defaults were set by hand; the shipped
+    ``composer_weights.json`` holds the ones ``scripts/fit_composer.py`` fitted on the dev
+    splits (:meth:`fitted`, the generator's default)."""
 
     cosine: float = 0.35
     coverage: float = 0.25
@@ -129,6 +151,20 @@ class ComposerWeights:
     rank: float = 0.15
     position: float = 0.2
     when: float = 0.3
+    lead: float = 0.0  # first unit of a document or section
+
+    @classmethod
+    def fitted(cls, path: Path | str = WEIGHTS_FILE) -> ComposerWeights:
+        """The fitted weights, or the class defaults when the file is missing or unreadable."""
+        try:
+            raw = json.loads(Path(path).read_text())["weights"]
+            return cls(**{f.name: float(raw[f.name]) for f in fields(cls) if f.name in raw})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("composer weights %s not used (%s): hand-set defaults", path, exc)
+            return cls()
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 class ExtractiveGenerator(Generator):
@@ -166,7 +202,7 @@ class ExtractiveGenerator(Generator):
         self.min_coverage = min_coverage
         self.min_cosine = min_cosine
         self.keep_ratio = keep_ratio
-        self.weights = weights or ComposerWeights()
+        self.weights = weights or _fitted_weights()
         self.unit_sources = unit_sources
         self.max_encoded = max_encoded
 
@@ -175,7 +211,9 @@ class ExtractiveGenerator(Generator):
         out = []
         for n, hit in enumerate(sources[: self.unit_sources], start=1):
             for unit in _text_units(hit):
-                out.append(Candidate(n, unit.position, unit.text, unit.kind, unit.context))
+                out.append(
+                    Candidate(n, unit.position, unit.text, unit.kind, unit.context, lead=unit.lead)
+                )
         return out
 
     def select(
@@ -186,7 +224,18 @@ class ExtractiveGenerator(Generator):
         query_vector: np.ndarray | None = None,
         max_sources: int | None = None,
     ) -> list[Candidate]:
-        """The supporting units, best first (empty when nothing supports an answer).
+        """The supporting units, best first (empty when nothing supports an answer)."""
+        ranked = self.ranked(question, sources, encoder, query_vector)
+        return self._pick(ranked, max_sources) if ranked else []
+
+    def ranked(
+        self,
+        question: str,
+        sources: Sequence[Hit],
+        encoder: Any | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Candidate]:
+        """All scored units, best first (empty when nothing supports an answer).
 
         Every unit is scored lexically first (cheap); only the best ``max_encoded`` are encoded
         for their cosine, in one batch, which bounds the composer's cost on long sources.
@@ -204,25 +253,30 @@ class ExtractiveGenerator(Generator):
         candidates = candidates[: self.max_encoded]
         if not candidates:
             return []
-        cosines = _unit_cosines(question, candidates, encoder, query_vector)
+        # a zero cosine weight (the fitted default) needs no unit vectors: the support test
+        # then reads each source's cosine, and the composer encodes nothing
+        use_vectors = encoder if w.cosine > 0 else None
+        cosines = _unit_cosines(question, candidates, use_vectors, query_vector)
         for i, cand in enumerate(candidates):
             source_cos = _cosine(sources[cand.source - 1]) or 0.0
             cand.cosine = cosines[i] if cosines is not None else source_cos
             cand.score += w.cosine * cand.cosine
-        # The question is answerable when some unit is close in meaning or covers its terms.
+        # The question is answerable when some unit is close in meaning, covers its terms, or
+        # names every identifier it asks about ("What does E-103 indicate?" → E-103's row).
         if not any(
-            c.coverage >= self.min_coverage or c.cosine >= self.min_cosine for c in candidates
+            c.coverage >= self.min_coverage or c.cosine >= self.min_cosine or c.entity >= 1.0
+            for c in candidates
         ):
             return []
         candidates.sort(key=lambda c: (-c.score, c.source, c.position))
-        return self._pick(candidates, max_sources)
+        return candidates
 
     def _score_lexical(
         self, question: str, sources: Sequence[Hit], candidates: list[Candidate]
     ) -> None:
         """Everything but the cosine: coverage, entities, answer type, rank and position."""
         w = self.weights
-        term_sets = [set(content_terms(f"{c.context} {c.text}")) for c in candidates]
+        term_sets = [_terms_of(f"{c.context} {c.text}") for c in candidates]
         asked_when = when.read(question)
         weights = _term_weights(when.without_when(question), term_sets)
         total = sum(weights.values())
@@ -230,34 +284,35 @@ class ExtractiveGenerator(Generator):
         asks_value = bool(_ASKS_VALUE.search(question))
         asks_part = bool(_ASKS_PART.search(question))
         asks_action = bool(_ASKS_ACTION.search(question))
-        hit_ids = [identifiers(h.text) for h in sources[: self.unit_sources]]
+        predicate = _asked_predicate(question)
+        hit_ids = [_ids_of(h.text) for h in sources[: self.unit_sources]]
         for cand, terms in zip(candidates, term_sets, strict=True):
             cand.coverage = sum(x for t, x in weights.items() if t in terms) / total if total else 0
-            ids = identifiers(f"{cand.context} {cand.text}")
+            ids = _ids_of(f"{cand.context} {cand.text}")
             if q_ids and not q_ids & ids and _names_another(q_ids, ids):
                 cand.score = float("-inf")  # "what is E-107?" is not answered by E-114's row
                 continue
-            # half for the unit naming the asked identifiers, half for its source naming them
-            # (a log entry under "P-2B" need not repeat the tag)
-            in_source = hit_ids[cand.source - 1]
-            cand.entity = (
-                0.5 * (len(q_ids & ids) + len(q_ids & in_source)) / len(q_ids) if q_ids else 0.0
-            )
+            cand.entity = _entity_credit(q_ids, ids, hit_ids[cand.source - 1])
             typed = (
                 (asks_value and bool(_VALUE.search(cand.text)))
                 or (asks_part and bool(_PART.search(cand.text)))
                 or (asks_action and bool(_IMPERATIVE.search(cand.text)))
+                or (predicate is not None and predicate in _terms_of(cand.text))
             )
             if asked_when:
                 cand.when = when.agreement(asked_when, when.read(f"{cand.context} {cand.text}"))
             source_cos = _cosine(sources[cand.source - 1]) or 0.0
+            # Prose states its answer first (an FAQ answer, a section); log entries are ordered
+            # by time, which says nothing about the answer.
+            entry = is_log_entry(cand.text)
             cand.score = (
                 w.coverage * cand.coverage
                 + w.entity * cand.entity
                 + w.answer_type * typed
                 + w.source * source_cos
                 + w.rank / (1.0 + 0.5 * (cand.source - 1))
-                + w.position / (1.0 + cand.position)
+                + (w.position / (1.0 + cand.position)) * (not entry)
+                + w.lead * cand.lead * (cand.kind == "sentence" and not entry)
                 + w.when * cand.when
             )
 
@@ -302,6 +357,15 @@ class ExtractiveGenerator(Generator):
         yield from stream_words(self.generate(prompt))
 
 
+_FITTED: list[ComposerWeights] = []
+
+
+def _fitted_weights() -> ComposerWeights:
+    if not _FITTED:  # read once per process
+        _FITTED.append(ComposerWeights.fitted())
+    return _FITTED[0]
+
+
 def stream_words(text: str) -> Iterator[str]:
     """Word-sized pieces (with their trailing space) so a terminal shows the answer arriving."""
     yield from re.findall(r"\S+\s*", text)
@@ -321,6 +385,25 @@ def _repeats(text: str, seen: set[str]) -> bool:
     return any(text in other or other in text for other in seen)
 
 
+def _asked_predicate(question: str) -> str | None:
+    """The verb a "what was found / what is used / what were replaced" question asks about:
+    the answer is the unit that says it ("Found a torn blue nitrile glove …"), whatever else it
+    shares with the question."""
+    match = _PREDICATE.search(question)
+    if match is None:
+        return None
+    terms = content_terms(match.group(1))
+    return terms[0] if terms else None
+
+
+def _entity_credit(asked: set[str], named: set[str], in_source: set[str]) -> float:
+    """Share of the asked identifiers: half for the unit naming them, half for its source
+    naming them (a log entry under "P-2B" need not repeat the tag)."""
+    if not asked:
+        return 0.0
+    return 0.5 * (len(asked & named) + len(asked & in_source)) / len(asked)
+
+
 def _prefix(identifier: str) -> str:
     return re.match(r"[a-z]*", identifier).group(0)  # type: ignore[union-attr]
 
@@ -329,7 +412,10 @@ def _names_another(asked: set[str], named: set[str]) -> bool:
     """The unit names an identifier of the same kind (same letter prefix) as one asked about,
     but not the one asked about."""
     kinds = {_prefix(a) for a in asked}
-    return any(_prefix(n) in kinds for n in named - asked)
+    # an identifier extending an asked one is its variant or successor (KX40-SC-2210-B for
+    # "what replaces KX40-SC-2210?"), not another thing of the same kind
+    others = {n for n in named - asked if not any(n.startswith(a) for a in asked)}
+    return any(_prefix(n) in kinds for n in others)
 
 
 def _term_weights(question: str, sets: Sequence[set[str]]) -> dict[str, float]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from edgerag.types import Hit
 
@@ -32,6 +33,7 @@ _BULLET = re.compile(r"^\s*(?:[-*+>]|\d+[.)])\s+")
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _ROW_SEPARATOR = " · "
+_ASIDE = re.compile(r"^\([^()]*\)\.?$")
 # A log entry starts with a time ("23:50 Opened strainer cover."); a dated line heads a section
 # of a log ("2026-03-14  Shift N  Operator: J. Mbeki").
 _LOG_ENTRY = re.compile(r"^\s*\d{1,2}:\d{2}\s")
@@ -48,6 +50,7 @@ class Unit:
     kind: str
     position: int  # order within the source
     context: str = ""  # the heading or dated header above it: scored with it, never shown
+    lead: bool = False  # first unit of its document or of a section: where answers are stated
 
 
 def split_sentences(text: str) -> list[str]:
@@ -65,10 +68,12 @@ def strip_front_matter(text: str) -> str:
     return _INLINE_FRONT_MATTER.sub("", text, count=1)
 
 
-def clean_inline(text: str) -> str:
-    """Markup off one line or sentence: emphasis, backticks, leftover pipes, extra space."""
+def clean_inline(text: str, pipes: bool = True) -> str:
+    """Markup off one line or sentence: emphasis, backticks, extra space, and (``pipes``)
+    leftover table pipes. Prose keeps a lone pipe: it is content there ('a trailing "|"')."""
     text = _EMPHASIS.sub("", text)
-    text = text.replace(" | ", ", ").replace("|", " ")
+    if pipes:
+        text = text.replace(" | ", ", ").replace("|", " ")
     return _WHITESPACE.sub(" ", text).strip(" ,;")
 
 
@@ -97,10 +102,11 @@ def row_item_sentence(text: str) -> str:
 
 
 def _is_prose(sentence: str) -> bool:
-    """Skip code lines, headings, questions and fragments: they don't answer anything."""
-    if len(sentence) < 20 or sentence.endswith("?"):
+    """Skip code lines, headings, questions, fragments and asides wholly in parentheses
+    ("(contributed by …)", "(see below)"): they don't answer anything."""
+    if len(sentence) < 20 or sentence.endswith("?") or _ASIDE.match(sentence):
         return False
-    letters = sum(c.isalpha() for c in sentence)
+    letters = sum(map(str.isalpha, sentence))
     return letters / len(sentence) >= 0.5 and len(_WORD.findall(sentence)) >= 4
 
 
@@ -163,7 +169,7 @@ def _text_units(lines: list[str], code: bool) -> Iterator[tuple[str, str]]:
             text, ctx, entry = paragraphs[-1]
             paragraphs[-1] = (text + " " + line, ctx, entry)
     for text, ctx, entry in paragraphs:
-        flat = clean_inline(text)
+        flat = clean_inline(text, pipes=False)
         if entry and len(flat) <= MAX_ENTRY_CHARS and len(_WORD.findall(flat)) >= 4:
             yield flat, ctx  # a log entry is read whole: its sentences share one time
             continue
@@ -175,26 +181,53 @@ def _text_units(lines: list[str], code: bool) -> Iterator[tuple[str, str]]:
 def units(hit: Hit) -> list[Unit]:
     """The cleaned sentences and rows of one hit, in reading order."""
     meta = hit.metadata or {}
-    if meta.get("unit") == "row":
-        return [Unit(row_item_sentence(hit.text), "row", 0)]
-    text = strip_front_matter(hit.text)
+    starts_page = not hit.char_start
+    return list(_units_of(hit.text, meta.get("unit") == "row", starts_page, (hit.page or 0) <= 1))
+
+
+@lru_cache(maxsize=4096)
+def _units_of(text: str, row: bool, starts_page: bool, first_page: bool) -> tuple[Unit, ...]:
+    """Memoised by text: the same chunks come back query after query (units are frozen)."""
+    if row:
+        return (Unit(row_item_sentence(text), "row", 0),)
+    text = strip_front_matter(text)
     out: list[Unit] = []
     for kind, lines in _blocks(text):
         if kind == "table":
             pieces = [(t, "row", "") for t in _table_units(lines)]
         else:
             pieces = [(t, "sentence", c) for t, c in _text_units(lines, code=kind == "code")]
-        out.extend(Unit(t, k, len(out) + i, c) for i, (t, k, c) in enumerate(pieces))
-    return _without_cut_ends(out)
+        start = len(out)
+        out.extend(Unit(t, k, start + i, c) for i, (t, k, c) in enumerate(pieces))
+    return tuple(_with_leads(_without_cut_ends(out, starts_page), starts_page and first_page))
 
 
-def _without_cut_ends(found: list[Unit]) -> list[Unit]:
-    """A token-window chunk can start or end mid-sentence: those pieces are not units."""
-    if found and found[0].kind == "sentence" and found[0].text[:1].islower():
+def _with_leads(found: list[Unit], starts_document: bool) -> list[Unit]:
+    """Mark the first unit of the document and the first one under each heading in the chunk:
+    FAQ answers and manual sections state the answer first, then qualify it."""
+    out = []
+    for i, unit in enumerate(found):
+        first = i == 0 and starts_document and not unit.context
+        # a unit has a context only when its heading is in this chunk, so the first unit
+        # under it is that section's first
+        heading = bool(unit.context) and (i == 0 or found[i - 1].context != unit.context)
+        out.append(replace(unit, lead=first or heading) if first or heading else unit)
+    return out
+
+
+def _without_cut_ends(found: list[Unit], starts_page: bool = False) -> list[Unit]:
+    """A token-window chunk can start or end mid-sentence: those pieces are not units. A chunk
+    that starts its page starts a sentence, whatever its case ("local($x) saves …")."""
+    if found and not starts_page and found[0].kind == "sentence" and found[0].text[:1].islower():
         found = found[1:]
     if found and found[-1].kind == "sentence" and not found[-1].text.endswith(_ENDS):
         found = found[:-1]
     return found
+
+
+def is_log_entry(text: str) -> bool:
+    """A timed log entry ("23:50 Opened strainer cover. …")."""
+    return bool(_LOG_ENTRY.match(text))
 
 
 def first_sentence(text: str) -> str:
