@@ -26,7 +26,7 @@ import numpy as np
 
 from edgerag.config import MODES, EngineConfig
 from edgerag.encoders.base import TextEncoder
-from edgerag.errors import ConfigError, IndexCorruptError, InputError, NotFoundError
+from edgerag.errors import ConfigError, IndexCorruptError, NotFoundError
 from edgerag.index.space import SpaceIndex
 from edgerag.ingest.chunking import RegexSpans, TokenSpans, WordpieceSpans
 from edgerag.ingest.documents import (
@@ -35,10 +35,9 @@ from edgerag.ingest.documents import (
     RawInput,
     build_media_op,
     build_op,
-    content_hash,
     expand_inputs,
-    is_media,
 )
+from edgerag.ingest.pipeline import ADDED, LOOKAHEAD, UNCHANGED, Preparer, pipelined
 from edgerag.ingest.structure import context_text
 from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
@@ -82,6 +81,7 @@ class Engine:
         self._scratch: Path | None = None
         # Called with every op after it is applied (the fleet publishes from here).
         self.listeners: list[Callable[[Op], None]] = []
+        self.ingest_lookahead = LOOKAHEAD  # inputs prepared ahead of the writer (0: none)
         self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
         self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
         self._media: Any = None
@@ -327,49 +327,50 @@ class Engine:
         still land. Unchanged content is a no-op; changed content replaces the old items.
         """
         report = IngestReport()
-        metadata = dict(metadata or {})
-        for raw in expand_inputs(inputs, self.config.limits):
-            if isinstance(raw, InputError):
-                report.errors.append((raw.source, raw.reason))
-                outcome, source = "error", raw.source
+        prepared = self._preparer(dict(metadata or {})).run(
+            expand_inputs(inputs, self.config.limits)
+        )
+        # Inputs are prepared (extract, chunk, encode) ahead in a worker while this thread
+        # writes them one transaction each, in input order (see ingest/pipeline.py).
+        for prep in pipelined(prepared, self.ingest_lookahead):
+            if prep.outcome == ADDED and prep.op is not None:
+                self.apply(prep.op)
+                report.added.append(prep.doc_id)
+                report.items += len(prep.op.items)
+            elif prep.outcome == UNCHANGED:
+                report.unchanged.append(prep.doc_id)
             else:
-                outcome, source = self._ingest_one(raw, metadata, report), raw.source
+                report.errors.append((prep.source, prep.reason))
             if progress:
-                progress(source, outcome)
+                progress(prep.source, prep.outcome)
         report.lsn = self.store.last_lsn()
         return report
 
-    def _ingest_one(self, raw: RawInput, metadata: dict[str, Any], report: IngestReport) -> str:
-        doc_id = str(metadata.get("doc_id", raw.doc_id))
-        raw.doc_id = doc_id
-        meta = {k: v for k, v in metadata.items() if k != "doc_id"}
-        chash = content_hash(raw.data, meta)
-        existing = self.store.document(doc_id)
-        if existing and existing["content_hash"] == chash:
-            report.unchanged.append(doc_id)
-            return "unchanged"
-        try:
-            if is_media(raw.source):
-                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash)
-            else:
-                op = build_op(
-                    raw,
-                    meta,
-                    self.encoder,
-                    self._spans,
-                    self.config.chunk_tokens,
-                    self.config.chunk_overlap,
-                    self.config.limits,
-                    chash,
-                    self.clip,
-                )
-        except InputError as exc:
-            report.errors.append((raw.source, exc.reason))
-            return "error"
-        self.apply(op)
-        report.added.append(doc_id)
-        report.items += len(op.items)
-        return "added"
+    def _preparer(self, metadata: dict[str, Any]) -> Preparer:
+        def stored_hash(doc_id: str) -> str | None:
+            # Under the write lock: an in-memory (shared-cache) store would refuse a read
+            # that overlaps this process's write transaction instead of waiting for it.
+            with self._write_lock:
+                existing = self.store.document(doc_id)
+            return existing["content_hash"] if existing else None
+
+        def build_text(raw: RawInput, meta: Any, chash: str) -> Op:
+            cfg = self.config
+            return build_op(
+                raw, meta, self.encoder, self._spans, cfg.chunk_tokens, cfg.chunk_overlap,
+                cfg.limits, chash, self.clip,
+            )  # fmt: skip
+
+        def build_media(raw: RawInput, meta: Any, chash: str, extracted: Any) -> Op:
+            return build_media_op(raw, meta, self.encoder, self.media, self.clip, chash, extracted)
+
+        return Preparer(
+            metadata,
+            stored_hash,
+            build_text,
+            build_media,
+            extract_images=lambda inputs: self.media.extract_images(inputs),
+        )
 
     def delete(self, doc_id: str) -> int:
         """Delete a document (by id, the path it was ingested from, or its unambiguous source
