@@ -37,7 +37,14 @@ from edgerag.ingest.documents import (
     build_op,
     expand_inputs,
 )
-from edgerag.ingest.pipeline import ADDED, LOOKAHEAD, UNCHANGED, Preparer, pipelined
+from edgerag.ingest.pipeline import (
+    ADDED,
+    IMAGE_BATCH,
+    LOOKAHEAD,
+    UNCHANGED,
+    Preparer,
+    pipelined,
+)
 from edgerag.ingest.structure import context_text
 from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
@@ -57,10 +64,10 @@ def create_encoder(name: str) -> TextEncoder:
         from edgerag.encoders.fake import HashEncoder
 
         return HashEncoder()
-    if name == "minilm":
+    if name in ("minilm", "minilm-q8"):
         from edgerag.encoders.minilm import MiniLMEncoder
 
-        return MiniLMEncoder()
+        return MiniLMEncoder(compute="int8" if name == "minilm-q8" else "f32")
     raise ConfigError(f"unknown encoder {name!r}")
 
 
@@ -82,8 +89,10 @@ class Engine:
         # Called with every op after it is applied (the fleet publishes from here).
         self.listeners: list[Callable[[Op], None]] = []
         self.ingest_lookahead = LOOKAHEAD  # inputs prepared ahead of the writer (0: none)
+        self.ingest_image_batch = IMAGE_BATCH  # consecutive images per visual forward pass
         self.store = Store(path / "store.db" if path else None, synchronous=config.synchronous)
-        self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
+        minilm = config.encoder.startswith("minilm")
+        self._spans: TokenSpans = WordpieceSpans() if minilm else RegexSpans()
         self._media: Any = None
         self._clip: Any = None
         self.indexes: dict[str, SpaceIndex] = {}
@@ -370,6 +379,7 @@ class Engine:
             build_text,
             build_media,
             extract_images=lambda inputs: self.media.extract_images(inputs),
+            image_batch=self.ingest_image_batch,
         )
 
     def delete(self, doc_id: str) -> int:
