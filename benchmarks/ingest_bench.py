@@ -14,6 +14,8 @@ Images without OCR (JPEGs: 1024×768 drawn schematics and 300–640 px skimage p
   * Engine.ingest batched     — the default: one forward pass per 16 consecutive images
 
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py [--chunks 300] [--images 48]
+    PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --compute int8   # minilm-q8
+    PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --quality   # R@1 f32 vs int8
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --profile   # cProfile by stage
 
 ``ingest_ratio()`` is the callable ``bench_check.py`` gates on: pipelined ingest chunks/s over
@@ -93,8 +95,11 @@ def rate(n: int, fn: Callable[[], Any]) -> float:
 
 
 def plain_loop(encoder: MiniLMEncoder, texts: list[str]) -> float:
-    """Chunks/s with one ONNX call per chunk: the reference."""
-    return rate(len(texts), lambda: [encoder.encode([t]) for t in texts])
+    """Chunks/s with one ONNX call per chunk: the reference. Calls the class's ``encode``: an
+    Engine given this encoder installs its query memo on the instance, which would answer
+    repeated short texts from memory."""
+    encode = type(encoder).encode
+    return rate(len(texts), lambda: [encode(encoder, [t]) for t in texts])
 
 
 def engine_ingest(
@@ -147,22 +152,28 @@ def ingest_ratio(chunks: int = 120, rounds: int = 3, threads: int | None = None)
     }
 
 
-def text_rows(chunks: int, threads: int | None) -> list[tuple[str, float, float]]:
+def text_rows(
+    chunks: int, threads: int | None, compute: str = "f32"
+) -> list[tuple[str, float, float]]:
+    """Rows vs the reference: the shipped model (f32 compute), one ONNX call per chunk."""
     docs, texts = perlfaq_documents(chunks)
-    encoder = MiniLMEncoder(threads=threads)
-    encoder.encode(texts[:8])  # warm-up
-    plain = plain_loop(encoder, texts)
+    reference = MiniLMEncoder(threads=threads)
+    encoder = reference if compute == "f32" else MiniLMEncoder(threads=threads, compute=compute)
+    for enc in {id(reference): reference, id(encoder): encoder}.values():
+        enc.encode(texts[:8])  # warm-up
+    plain = plain_loop(reference, texts)
+    rows: list[tuple[str, float]] = []
+    if encoder is not reference:
+        rows.append((f"plain loop, {compute} compute", plain_loop(encoder, texts)))
     batched = rate(len(texts), lambda: encoder.encode(texts))
+    rows.append((f"MiniLMEncoder.encode, {compute}, batches of {encoder.batch_size}", batched))
     serial, n = engine_ingest(docs, encoder, lookahead=0)
+    rows.append((f"Engine.ingest serial (lookahead 0), {compute}, {n} chunks", serial))
     piped, _ = engine_ingest(docs, encoder)
-    plain_after = plain_loop(encoder, texts)  # the machine may have changed meanwhile
-    ref = (plain + plain_after) / 2
-    return [
-        (f"plain loop, one ONNX call per chunk (reference; {len(texts)} chunks)", ref, 1.0),
-        (f"MiniLMEncoder.encode, batches of {encoder.batch_size}", batched, batched / ref),
-        (f"Engine.ingest serial (lookahead 0), {len(docs)} docs, {n} chunks", serial, serial / ref),
-        (f"Engine.ingest pipelined (default), {len(docs)} docs, {n} chunks", piped, piped / ref),
-    ]
+    rows.append((f"Engine.ingest pipelined (default), {compute}, {n} chunks", piped))
+    ref = (plain + plain_loop(reference, texts)) / 2  # the machine may change meanwhile
+    first = f"plain loop, f32 compute, one ONNX call per chunk (reference; {len(texts)} chunks)"
+    return [(first, ref, 1.0)] + [(name, speed, speed / ref) for name, speed in rows]
 
 
 def image_rows(n_images: int) -> list[tuple[str, float, float]]:
@@ -189,6 +200,43 @@ def image_rows(n_images: int) -> list[tuple[str, float, float]]:
     ]
 
 
+def quality(threads: int | None) -> None:
+    """Dense retrieval R@1 / R@5 (question → its answer passage) on the dev Q/A sets and CPU
+    time per text, for the f32-compute model (default) and the int8-compute one."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from answer_bench import load_zaragoza
+    from multimodal_bench import perlfaq
+
+    sets = {
+        "perlfaq": perlfaq(),
+        "zaragoza": [(qa.question, qa.answer) for qa in load_zaragoza()],
+    }
+    print("| encoder | set | pairs | R@1 | R@5 | CPU ms per text | cosine to f32 (mean / min) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    reference: dict[str, np.ndarray] = {}
+    for compute in ("f32", "int8"):
+        encoder = MiniLMEncoder(threads=threads, compute=compute)
+        for name, pairs in sets.items():
+            texts = [a for _, a in pairs] + [q for q, _ in pairs]
+            t0 = time.process_time()
+            vectors = encoder.encode(texts)
+            cpu_ms = (time.process_time() - t0) * 1000 / len(texts)
+            answers, questions = vectors[: len(pairs)], vectors[len(pairs) :]
+            scores = questions @ answers.T
+            gold = scores[np.arange(len(pairs)), np.arange(len(pairs))]
+            rank = (scores > gold[:, None]).sum(axis=1)
+            reference.setdefault(name, vectors)
+            cos = (vectors * reference[name]).sum(axis=1)
+            print(
+                f"| minilm {compute} | {name} | {len(pairs)} | {(rank < 1).mean():.3f} | "
+                f"{(rank < 5).mean():.3f} | {cpu_ms:.1f} | {cos.mean():.4f} / {cos.min():.4f} |"
+            )
+
+
 def profile(chunks: int) -> None:
     """cProfile of a serial text ingest (lookahead 0, so every stage is on this thread)."""
     docs, _ = perlfaq_documents(chunks)
@@ -208,12 +256,21 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48, help="images per row (0: skip)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--profile", action="store_true", help="cProfile a serial ingest")
+    parser.add_argument(
+        "--quality", action="store_true", help="R@1 of f32 vs int8 compute on the dev sets"
+    )
+    parser.add_argument(
+        "--compute", choices=("f32", "int8"), default="f32", help="MiniLM compute (text rows)"
+    )
     args = parser.parse_args()
     if args.profile:
         profile(args.chunks)
         return
+    if args.quality:
+        quality(args.threads)
+        return
     load = os.getloadavg()
-    rows = text_rows(args.chunks, args.threads)
+    rows = text_rows(args.chunks, args.threads, args.compute)
     text_goal = rows[-1][1] >= 60
     if args.images:
         rows += image_rows(args.images)
