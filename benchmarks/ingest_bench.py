@@ -16,6 +16,7 @@ Images without OCR (JPEGs: 1024×768 drawn schematics and 300–640 px skimage p
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py [--chunks 300] [--images 48]
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --compute int8   # minilm-q8
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --quality   # R@1 f32 vs int8
+    .venv/bin/python benchmarks/ingest_bench.py --before /path/to/main/src  # vs another tree
     PYTHONPATH=src .venv/bin/python benchmarks/ingest_bench.py --profile   # cProfile by stage
 
 ``ingest_ratio()`` is the callable ``bench_check.py`` gates on: pipelined ingest chunks/s over
@@ -200,6 +201,48 @@ def image_rows(n_images: int) -> list[tuple[str, float, float]]:
     ]
 
 
+_SNIPPET = """
+import json, sys
+sys.path.insert(0, {bench!r})
+import ingest_bench as b
+from edgerag import EngineConfig
+from edgerag.ingest.media import MediaPipeline
+docs, _ = b.perlfaq_documents({chunks})
+images = b.sample_images({images})
+media = MediaPipeline(ocr=False)
+b.engine_ingest(images[:2], config=EngineConfig(ocr=False), media=media)  # load the models
+text, _ = b.engine_ingest(docs)
+img, _ = b.engine_ingest(images, config=EngineConfig(ocr=False), media=media)
+print(json.dumps({{"text": text, "images": img}}))
+"""
+
+
+def before_after(before_src: str, chunks: int, images: int, rounds: int = 2) -> None:
+    """End-to-end ``Engine.ingest`` chunks/s and images/s of another source tree (e.g. main's
+    ``src``, before this change) and of this one, in alternating subprocesses, same inputs."""
+    import json
+    import subprocess
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    code = _SNIPPET.format(bench=str(Path(__file__).parent), chunks=chunks, images=images)
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        for label, src in (("before", before_src), ("after", here)):
+            env = {**os.environ, "PYTHONPATH": src}
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"\nbefore = {before_src}, after = {here}; {rounds} alternating rounds, medians")
+    print("| Engine.ingest | before | after | after / before |")
+    print("|---|---:|---:|---:|")
+    for key, unit in (("text", "chunks/s"), ("images", "images/s (no OCR)")):
+        b = statistics.median(r[key] for r in runs["before"])
+        a = statistics.median(r[key] for r in runs["after"])
+        print(f"| {unit} | {b:.1f} | {a:.1f} | {a / b:.2f}× |")
+
+
 def quality(threads: int | None) -> None:
     """Dense retrieval R@1 / R@5 (question → its answer passage) on the dev Q/A sets and CPU
     time per text, for the f32-compute model (default) and the int8-compute one."""
@@ -238,11 +281,13 @@ def quality(threads: int | None) -> None:
 
 
 def profile(chunks: int) -> None:
-    """cProfile of a serial text ingest (lookahead 0, so every stage is on this thread)."""
+    """cProfile of a serial text ingest (lookahead 0, so every stage runs on this thread),
+    timed in process CPU time: onnxruntime's pool threads count for the call that runs them,
+    and other processes on a shared box do not inflate a stage."""
     docs, _ = perlfaq_documents(chunks)
     encoder = MiniLMEncoder()
     encoder.encode(["warm up"])
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     speed, n = engine_ingest(docs, encoder, lookahead=0)
     profiler.disable()
@@ -262,7 +307,13 @@ def main() -> None:
     parser.add_argument(
         "--compute", choices=("f32", "int8"), default="f32", help="MiniLM compute (text rows)"
     )
+    parser.add_argument(
+        "--before", metavar="SRC", help="also compare end to end with another src tree"
+    )
     args = parser.parse_args()
+    if args.before:
+        before_after(args.before, args.chunks, args.images or 16)
+        return
     if args.profile:
         profile(args.chunks)
         return
