@@ -52,6 +52,15 @@ def test_int8_compute_is_another_encoder_version(
     assert f32.id == q8.id and f32.version != q8.version
 
 
+def test_int8_vector_of_a_text_does_not_depend_on_its_batch(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    _, q8 = encoders
+    alone = q8.encode([TEXTS[0]])[0]
+    with_others = q8.encode([TEXTS[3], TEXTS[0], TEXTS[1] * 8])[1]
+    np.testing.assert_array_equal(alone, with_others)
+
+
 def test_unknown_compute_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="fp8"):
         MiniLMEncoder(compute="fp8")

@@ -139,6 +139,10 @@ class MiniLMEncoder(TextEncoder):
         if compute == "int8":
             model_path = quantized_minilm_path(model_path)
             self.version = "q8-1"
+            # Dynamic quantization scales activations per tensor, i.e. over the whole batch
+            # (padding included): batched, a text's vector would depend on its neighbours.
+            # One text per run keeps it a function of the text alone (and measured no slower).
+            batch_size = 1
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
