@@ -28,7 +28,7 @@ import numpy as np
 from edgerag import crypto
 from edgerag.config import MODES, EngineConfig
 from edgerag.encoders.base import TextEncoder
-from edgerag.errors import ConfigError, IndexCorruptError, InputError, NotFoundError
+from edgerag.errors import ConfigError, IndexCorruptError, NotFoundError
 from edgerag.index import sealed
 from edgerag.index.space import SpaceIndex
 from edgerag.ingest.chunking import RegexSpans, TokenSpans, WordpieceSpans
@@ -38,9 +38,15 @@ from edgerag.ingest.documents import (
     RawInput,
     build_media_op,
     build_op,
-    content_hash,
     expand_inputs,
-    is_media,
+)
+from edgerag.ingest.pipeline import (
+    ADDED,
+    IMAGE_BATCH,
+    LOOKAHEAD,
+    UNCHANGED,
+    Preparer,
+    pipelined,
 )
 from edgerag.ingest.structure import context_text
 from edgerag.privacy.scrub import scrubber_for
@@ -62,11 +68,18 @@ def create_encoder(name: str) -> TextEncoder:
         from edgerag.encoders.fake import HashEncoder
 
         return HashEncoder()
-    if name == "minilm":
+    if name in ("minilm", "minilm-q8"):
         from edgerag.encoders.minilm import MiniLMEncoder
 
-        return MiniLMEncoder()
+        return MiniLMEncoder(compute="int8" if name == "minilm-q8" else "f32")
     raise ConfigError(f"unknown encoder {name!r}")
+
+
+SCRUB_KEY = "_scrub_pii"  # an ingest call's metadata flag: redact PII before anything else
+
+
+def _unflagged(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != SCRUB_KEY}
 
 
 class Engine:
@@ -87,6 +100,8 @@ class Engine:
         self._scratch: Path | None = None
         # Called with every op after it is applied (the fleet publishes from here).
         self.listeners: list[Callable[[Op], None]] = []
+        self.ingest_lookahead = LOOKAHEAD  # inputs prepared ahead of the writer (0: none)
+        self.ingest_image_batch = IMAGE_BATCH  # consecutive images per visual forward pass
         if path is not None and config.encrypt:
             key = crypto.require_key(path, key)
         store_file = path / "store.db" if path else None
@@ -94,7 +109,8 @@ class Engine:
         # An encrypted collection writes no plain index files: its indexes live in RAM (a
         # private tmpfs directory) and are persisted as sealed checkpoints (index/sealed.py).
         self._persist_index = path is not None and not self.store.encrypted
-        self._spans: TokenSpans = WordpieceSpans() if config.encoder == "minilm" else RegexSpans()
+        minilm = config.encoder.startswith("minilm")
+        self._spans: TokenSpans = WordpieceSpans() if minilm else RegexSpans()
         self._media: Any = None
         self._clip: Any = None
         self.indexes: dict[str, SpaceIndex] = {}
@@ -385,52 +401,55 @@ class Engine:
         report = IngestReport()
         metadata = dict(metadata or {})
         if scrub_pii if scrub_pii is not None else self.config.scrub_pii:
-            metadata["_scrub_pii"] = True  # popped in _ingest_one
-        for raw in expand_inputs(inputs, self.config.limits):
-            if isinstance(raw, InputError):
-                report.errors.append((raw.source, raw.reason))
-                outcome, source = "error", raw.source
+            # Part of the content hash (switching scrubbing on re-ingests); popped before build.
+            metadata[SCRUB_KEY] = True
+        prepared = self._preparer(metadata).run(expand_inputs(inputs, self.config.limits))
+        # Inputs are prepared (extract, chunk, encode) ahead in a worker while this thread
+        # writes them one transaction each, in input order (see ingest/pipeline.py).
+        for prep in pipelined(prepared, self.ingest_lookahead):
+            if prep.outcome == ADDED and prep.op is not None:
+                self.apply(prep.op)
+                report.added.append(prep.doc_id)
+                report.items += len(prep.op.items)
+            elif prep.outcome == UNCHANGED:
+                report.unchanged.append(prep.doc_id)
             else:
-                outcome, source = self._ingest_one(raw, metadata, report), raw.source
+                report.errors.append((prep.source, prep.reason))
             if progress:
-                progress(source, outcome)
+                progress(prep.source, prep.outcome)
         report.lsn = self.store.last_lsn()
         return report
 
-    def _ingest_one(self, raw: RawInput, metadata: dict[str, Any], report: IngestReport) -> str:
-        doc_id = str(metadata.get("doc_id", raw.doc_id))
-        raw.doc_id = doc_id
-        scrub = scrubber_for(self.config.pii_regions) if metadata.get("_scrub_pii") else None
-        meta = {k: v for k, v in metadata.items() if k not in ("doc_id", "_scrub_pii")}
-        # Scrubbed and unscrubbed versions differ: switching scrubbing on re-ingests.
-        chash = content_hash(raw.data, {**meta, "_scrub_pii": True} if scrub else meta)
-        existing = self.store.document(doc_id)
-        if existing and existing["content_hash"] == chash:
-            report.unchanged.append(doc_id)
-            return "unchanged"
-        try:
-            if is_media(raw.source):
-                op = build_media_op(raw, meta, self.encoder, self.media, self.clip, chash, scrub)
-            else:
-                op = build_op(
-                    raw,
-                    meta,
-                    self.encoder,
-                    self._spans,
-                    self.config.chunk_tokens,
-                    self.config.chunk_overlap,
-                    self.config.limits,
-                    chash,
-                    self.clip,
-                    scrub,
-                )
-        except InputError as exc:
-            report.errors.append((raw.source, exc.reason))
-            return "error"
-        self.apply(op)
-        report.added.append(doc_id)
-        report.items += len(op.items)
-        return "added"
+    def _preparer(self, metadata: dict[str, Any]) -> Preparer:
+        def stored_hash(doc_id: str) -> str | None:
+            # Under the write lock: an in-memory (shared-cache) store would refuse a read
+            # that overlaps this process's write transaction instead of waiting for it.
+            with self._write_lock:
+                existing = self.store.document(doc_id)
+            return existing["content_hash"] if existing else None
+
+        scrub = scrubber_for(self.config.pii_regions) if metadata.get(SCRUB_KEY) else None
+
+        def build_text(raw: RawInput, meta: Any, chash: str) -> Op:
+            cfg = self.config
+            return build_op(
+                raw, _unflagged(meta), self.encoder, self._spans, cfg.chunk_tokens,
+                cfg.chunk_overlap, cfg.limits, chash, self.clip, scrub,
+            )  # fmt: skip
+
+        def build_media(raw: RawInput, meta: Any, chash: str, extracted: Any) -> Op:
+            return build_media_op(
+                raw, _unflagged(meta), self.encoder, self.media, self.clip, chash, extracted, scrub
+            )
+
+        return Preparer(
+            metadata,
+            stored_hash,
+            build_text,
+            build_media,
+            extract_images=lambda inputs: self.media.extract_images(inputs),
+            image_batch=self.ingest_image_batch,
+        )
 
     def delete(self, doc_id: str) -> int:
         """Delete a document (by id, the path it was ingested from, or its unambiguous source

@@ -13,7 +13,7 @@ import click
 
 from edgerag import crypto
 from edgerag.cli import main
-from edgerag.config import MODES, EngineConfig
+from edgerag.config import ENCODERS, MODES, EngineConfig
 from edgerag.engine import Engine
 from edgerag.index.base import IndexConfig
 from edgerag.retrieval.filters import parse_cli_filters
@@ -119,7 +119,7 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE for every document (tags=a,b).")
 @click.option(
     "--encoder",
-    type=click.Choice(["minilm", "hash"]),
+    type=click.Choice(list(ENCODERS)),
     default=None,
     help="Text encoder for a new collection (default minilm).",
 )

@@ -18,6 +18,7 @@ import click
 
 from edgerag.cli import main
 from edgerag.cli.core import DB, open_engine
+from edgerag.config import ENCODERS
 
 NATS = click.option(
     "--nats",
@@ -72,7 +73,7 @@ def _default_node_id() -> str:
 )
 @click.option(
     "--encoder",
-    type=click.Choice(["minilm", "hash"]),
+    type=click.Choice(list(ENCODERS)),
     default=None,
     help="Text encoder for a new collection directory.",
 )

@@ -22,6 +22,7 @@ import os
 import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,19 +155,28 @@ def _first_lemma(fh: Any, offset: int) -> str:
     return _line(fh, offset)[4].replace("_", " ")
 
 
-def preprocess(images: Sequence[Any]) -> np.ndarray:
+def preprocess(images: Sequence[Any], pool: Executor | None = None) -> np.ndarray:
     """PIL images (any mode) → (n, 3, 224, 224) float32, squashed to the input size.
 
     Squashing instead of centre-cropping keeps the whole picture (schematic labels at the edges,
-    wide frames); the network tolerates the aspect change well.
+    wide frames); the network tolerates the aspect change well. With a ``pool`` the images are
+    resized in parallel (Pillow releases the GIL while it resamples); rows keep input order.
     """
-    pil = require("PIL.Image")
     batch = np.empty((len(images), 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-    for row, image in enumerate(images):
-        rgb = to_rgb(image).resize((INPUT_SIZE, INPUT_SIZE), pil.Resampling.BILINEAR)
-        pixels = np.asarray(rgb, dtype=np.float32) / 255.0
-        batch[row] = ((pixels - MEAN) / STD).transpose(2, 0, 1)
+    rows = (
+        pool.map(_pixels, images) if pool is not None and len(images) > 1 else map(_pixels, images)
+    )
+    for row, pixels in enumerate(rows):
+        batch[row] = pixels
     return batch
+
+
+def _pixels(image: Any) -> np.ndarray:
+    pil = require("PIL.Image")
+    rgb = to_rgb(image).resize((INPUT_SIZE, INPUT_SIZE), pil.Resampling.BILINEAR)
+    pixels = np.asarray(rgb, dtype=np.float32) / 255.0
+    out: np.ndarray = ((pixels - MEAN) / STD).transpose(2, 0, 1)
+    return out
 
 
 def to_rgb(image: Any) -> Any:
@@ -269,6 +279,8 @@ class EfficientNetLite0:
             raise EncoderError(f"cannot load EfficientNet-Lite0 ONNX {path}: {exc}") from exc
         self.batch_size = batch_size
         self.classes = load_imagenet_classes()
+        # Resizing a batch's images overlaps on the cores the forward pass will use next.
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="edgerag-resize")
 
     @staticmethod
     def _ensure_exported() -> Path:
@@ -285,7 +297,7 @@ class EfficientNetLite0:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32)
         feats, probs = [], []
         for start in range(0, len(images), self.batch_size):
-            pixels = preprocess(images[start : start + self.batch_size])
+            pixels = preprocess(images[start : start + self.batch_size], self._pool)
             try:
                 f, logits = self._session.run(None, {"pixels": pixels})
             except Exception as exc:

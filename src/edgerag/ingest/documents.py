@@ -201,11 +201,16 @@ def build_media_op(
     media: Any,
     clip: Any,
     chash: str,
+    extracted: Any = None,
     scrub: Scrubber | None = None,
 ) -> Op:
     """Image / audio / video → items with a text-space vector each (from what was read,
-    recognised or heard), plus visual (and joint) vectors for images and frames."""
-    extracted = media.extract(raw.source, raw.data)
+    recognised or heard), plus visual (and joint) vectors for images and frames.
+
+    ``extracted``: the ``MediaDocument`` when the caller already extracted it (images are
+    extracted in batches, see ``ingest.pipeline``)."""
+    if extracted is None:
+        extracted = media.extract(raw.source, raw.data)
     if scrub is not None:  # OCR text, transcripts, captions, EXIF
         scrub_media(extracted, scrub)
     if not extracted.items:
@@ -235,7 +240,7 @@ def build_media_op(
             media.visual_encoder_id,
             media.visual_encoder_version,
             keys[with_image],
-            media.visual_vectors(images),
+            _visual_vectors(media, [extracted.items[i] for i in with_image]),
         )
         if clip is not None:
             spaces[JOINT_SPACE] = SpaceVectors(
@@ -243,3 +248,11 @@ def build_media_op(
             )
     document = _document(raw, extracted, metadata, chash, scrub)
     return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)
+
+
+def _visual_vectors(media: Any, items: list[Any]) -> np.ndarray:
+    """The features extraction already computed with the labels (same forward pass); a second
+    pass only for items that came without them."""
+    if all(it.visual is not None for it in items):
+        return np.stack([it.visual for it in items]).astype(np.float32, copy=False)
+    return np.asarray(media.visual_vectors([it.image for it in items]), dtype=np.float32)

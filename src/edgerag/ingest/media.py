@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -35,6 +36,7 @@ from edgerag.ingest.extract.audio import (
 from edgerag.ingest.extract.image import (
     DEFAULT_LABEL_STYLE,
     CaptionBank,
+    DecodedImage,
     LabelStyle,
     colour_names,
     decode_image,
@@ -239,14 +241,7 @@ class MediaPipeline:
             InputTooLargeError: Over a limit (bytes, pixels, duration, frames).
             InputError: Empty, corrupt, truncated, unsupported, silent or speechless input.
         """
-        if len(data) > self.limits.max_file_bytes:
-            raise InputTooLargeError(
-                source,
-                f"file is {human_bytes(len(data))}, over the "
-                f"{human_bytes(self.limits.max_file_bytes)} limit (Limits.max_file_bytes)",
-            )
-        if not data:
-            raise InputError(source, "empty file (0 bytes)")
+        self._check_bytes(source, data)
         modality = media_modality(source, data)
         if modality is Modality.IMAGE:
             return self._image_document(source, data)
@@ -259,6 +254,45 @@ class MediaPipeline:
             source,
             f"unsupported media type ({suffix}); supported: {', '.join(sorted(MEDIA_SUFFIXES))}",
         )
+
+    def extract_images(
+        self, inputs: Sequence[tuple[str, bytes]]
+    ) -> list[MediaDocument | InputError]:
+        """Several image files at once, each result as :meth:`extract` would give it (or the
+        ``InputError`` it would raise): the images are decoded one by one, then go through the
+        visual model in ONE batched forward pass instead of one pass per image."""
+        decoded: list[DecodedImage | InputError] = []
+        for source, data in inputs:
+            try:
+                self._check_bytes(source, data)
+                decoded.append(decode_image(source, data, self.limits))
+            except InputError as exc:
+                decoded.append(exc)
+        good = [d.image for d in decoded if not isinstance(d, InputError)]
+        vectors, probs = self.visual.encode(good)
+        out: list[MediaDocument | InputError] = []
+        row = 0
+        for (source, data), dec in zip(inputs, decoded, strict=True):
+            if isinstance(dec, InputError):
+                out.append(dec)
+                continue
+            encoded = (vectors[row : row + 1], probs[row : row + 1])
+            row += 1
+            try:
+                out.append(self._image_document(source, data, dec, encoded))
+            except InputError as exc:
+                out.append(exc)
+        return out
+
+    def _check_bytes(self, source: str, data: bytes) -> None:
+        if len(data) > self.limits.max_file_bytes:
+            raise InputTooLargeError(
+                source,
+                f"file is {human_bytes(len(data))}, over the "
+                f"{human_bytes(self.limits.max_file_bytes)} limit (Limits.max_file_bytes)",
+            )
+        if not data:
+            raise InputError(source, "empty file (0 bytes)")
 
     def visual_vectors(self, images: list[Any]) -> np.ndarray:
         """(n, 1280) L2-normalised EfficientNet-Lite0 features of PIL images, batched."""
@@ -318,9 +352,15 @@ class MediaPipeline:
         return join_words(words), timings
 
     # images ------------------------------------------------------------------------------
-    def _image_document(self, source: str, data: bytes) -> MediaDocument:
-        decoded = decode_image(source, data, self.limits)
-        item = self._image_items(source, [decoded.image], ocr=self.ocr)[0]
+    def _image_document(
+        self,
+        source: str,
+        data: bytes,
+        decoded: DecodedImage | None = None,
+        encoded: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> MediaDocument:
+        decoded = decoded or decode_image(source, data, self.limits)
+        item = self._image_items(source, [decoded.image], ocr=self.ocr, encoded=encoded)[0]
         caption = "\n".join(decoded.descriptions)
         if caption:
             item.metadata["caption"] = caption
@@ -337,9 +377,16 @@ class MediaPipeline:
         title = decoded.descriptions[0] if decoded.descriptions else filename_words(source) or None
         return MediaDocument(source, Modality.IMAGE, decoded.mime, title, meta, [item])
 
-    def _image_items(self, source: str, images: list[Any], ocr: bool) -> list[MediaItem]:
-        """Items for images/frames: one batched forward pass, then OCR per image."""
-        vectors, probs = self.visual.encode(images)
+    def _image_items(
+        self,
+        source: str,
+        images: list[Any],
+        ocr: bool,
+        encoded: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[MediaItem]:
+        """Items for images/frames: one batched forward pass (unless the caller already ran
+        it: ``encoded`` = features, probabilities), then OCR per image."""
+        vectors, probs = encoded if encoded is not None else self.visual.encode(images)
         top = self.visual.top_labels(probs, max(self.label_style.k, LABELS_IN_METADATA))
         items = []
         for i, image in enumerate(images):

@@ -279,10 +279,10 @@ class Store:
     def _put_items(
         conn: sqlite3.Connection, doc_id: str, items: list[ItemRecord], doc_meta: dict[str, Any]
     ) -> None:
-        for it in items:
-            meta = {**doc_meta, **it.metadata}
-            conn.execute(
-                "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # Three statements per document, not three per item (executemany).
+        conn.executemany(
+            "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
                 (
                     it.key,
                     it.item_id,
@@ -295,16 +295,18 @@ class Store:
                     it.char_end,
                     it.t_start,
                     it.t_end,
-                    json.dumps(meta),
+                    json.dumps({**doc_meta, **it.metadata}),
                     it.thumbnail,
-                ),
-            )
-            conn.execute("DELETE FROM items_fts WHERE rowid = ?", (it.key,))
-            # BM25 sees the section path too (contextual header); the stored text stays clean.
-            conn.execute(
-                "INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
-                (it.key, context_text(it.text, it.metadata)),
-            )
+                )
+                for it in items
+            ),
+        )
+        conn.executemany("DELETE FROM items_fts WHERE rowid = ?", ((it.key,) for it in items))
+        # BM25 sees the section path too (contextual header); the stored text stays clean.
+        conn.executemany(
+            "INSERT INTO items_fts (rowid, text) VALUES (?, ?)",
+            ((it.key, context_text(it.text, it.metadata)) for it in items),
+        )
 
     @staticmethod
     def _put_vectors(conn: sqlite3.Connection, space: str, sv: SpaceVectors) -> None:

