@@ -36,6 +36,8 @@ class EngineConfig:
         audio_window_s / audio_overlap_s: audio segment windows.
         video_fps: frames sampled per second of video.
         clip_model: directory of CLIP/SigLIP weights for the ``joint`` space (none ship offline).
+        joint_head: project images and video frames into the text space with the trained head
+            shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set.
     """
 
     encoder: str = "minilm"
@@ -54,6 +56,7 @@ class EngineConfig:
     audio_overlap_s: float = 1.0
     video_fps: float = 1.0
     clip_model: str | None = None
+    joint_head: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:

@@ -189,9 +189,11 @@ def build_media_op(
     media: Any,
     clip: Any,
     chash: str,
+    head: Any = None,
 ) -> Op:
     """Image / audio / video → items with a text-space vector each (from what was read,
-    recognised or heard), plus visual (and joint) vectors for images and frames."""
+    recognised or heard), plus visual (and joint, or head ``imagetext``) vectors for images
+    and frames."""
     extracted = media.extract(raw.source, raw.data)
     if not extracted.items:
         raise InputError(raw.source, "nothing to index (no frames, no speech)")
@@ -216,12 +218,15 @@ def build_media_op(
     with_image = [i for i, m in enumerate(extracted.items) if m.image is not None]
     if with_image:
         images = [extracted.items[i].image for i in with_image]
+        visual = media.visual_vectors(images)
         spaces[VISUAL_SPACE] = SpaceVectors(
-            media.visual_encoder_id,
-            media.visual_encoder_version,
-            keys[with_image],
-            media.visual_vectors(images),
+            media.visual_encoder_id, media.visual_encoder_version, keys[with_image], visual
         )
+        if head is not None and clip is None:  # user CLIP weights outrank the trained head
+            from edgerag.ingest.joint import IMAGETEXT_SPACE, head_space_vectors
+
+            labels = [items[i].metadata.get("labels", []) for i in with_image]
+            spaces[IMAGETEXT_SPACE] = head_space_vectors(head, keys[with_image], visual, labels)
         if clip is not None:
             spaces[JOINT_SPACE] = SpaceVectors(
                 clip.id, clip.version, keys[with_image], clip.encode_images(images)
