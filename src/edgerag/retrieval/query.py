@@ -86,12 +86,14 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
         media = engine.media
         name, data = _read(query.image, "image")
         try:
-            image_text, read, image_visual, image_probs, ms = media.query_image_probs(
-                data, ocr=ocr
-            )
+            image_text, read, image_visual, image_probs, ms = media.query_image_probs(data, ocr=ocr)
         except InputError as exc:
             raise InputError(name, exc.reason) from exc
         encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
+        if engine.joint_head is not None:
+            # The head speaks for what the photo shows; unsure ImageNet words ("switch" for a
+            # drawn battery) would only pull the query towards passages about switches.
+            image_text = _confident_text(media, read, image_probs)
         if image_text.strip():
             texts["image"] = image_text
         if read.strip():
@@ -120,6 +122,16 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     _add_joint_parts(engine, query, encoded, weights)
     _add_head_parts(engine, encoded, image_visual, image_probs, weights)
     return encoded
+
+
+def _confident_text(media: object, read: str, probs: np.ndarray) -> str:
+    """Words read in the photo plus the labels confident enough to be written into an item."""
+    from edgerag.ingest.extract.image import labels_text
+    from edgerag.ingest.media import LABEL_TEXT_MIN_PROB
+
+    top = media.visual.top_labels(probs[None, :], 3)[0]  # type: ignore[attr-defined]
+    sure = [(c, p) for c, p in top if p >= LABEL_TEXT_MIN_PROB]
+    return "\n".join(t for t in (read, labels_text(sure) if sure else "") if t.strip())
 
 
 def _add_head_parts(
