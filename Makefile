@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # for promtool (tests check deploy/prometheus/alerts.yml).
 APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en prometheus
 
-.PHONY: help setup demo test test-slow lint format bench clean bench-check peers
+.PHONY: help setup demo test test-slow lint format bench clean bench-check peers joint-data joint-head joint-bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,7 +30,16 @@ setup: $(STAMP) ## Create .venv and install edgerag with every extra
 demo: setup ## Ingest the bundled corpus and answer its sample questions (offline)
 	$(VENV)/bin/edgerag demo --db demo-data
 
-test: setup ## Run the test suite (slow tests excluded)
+joint-data: ## npm-install the emoji/icon sets the joint head trains on (into ~/.cache, pinned)
+	bash scripts/joint_data.sh
+
+joint-head: setup joint-data ## Retrain the joint image→text head shipped in the package
+	$(PY) scripts/train_joint_head.py
+
+joint-bench: setup joint-data ## Held-out evaluation + latency of the joint head
+	$(PY) benchmarks/joint_bench.py
+
+test: setup joint-data ## Run the test suite (slow tests excluded)
 	$(PY) -m pytest -q
 
 test-slow: setup ## Run only the slow tests (100-kill crash test, …)

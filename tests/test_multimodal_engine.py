@@ -14,6 +14,7 @@ pytest.importorskip("faster_whisper")
 import media_samples as ms  # noqa: E402
 from edgerag import Engine, Query  # noqa: E402
 from edgerag.errors import ConfigError  # noqa: E402
+from edgerag.retrieval.query import encode_query  # noqa: E402
 
 PASSAGES = {
     "bearings.txt": "Regrease the pump bearings every 2000 operating hours with lithium grease.",
@@ -102,7 +103,12 @@ def test_text_plus_photo_fuses(engine, fusion):
     response = engine.search(q, k=3, fusion=fusion, ocr=False)
     assert response.hits[0].source == "rocket-1.jpg"
     searches = response.plan.count(":")
-    assert searches == (2 if fusion == "early" else 3)  # early: text + visual; late: per part
+    # early: one search per space (text, visual, and the joint head's imagetext when present);
+    # late: one per part (the phrase, the photo's words, features and head vector, per space)
+    parts = encode_query(engine, q, ocr=False).parts
+    spaces = {p.space for p in parts}
+    assert {"text", "visual"} <= spaces
+    assert searches == (len(spaces) if fusion == "early" else len(parts))
 
 
 def test_boosts_and_modality_filter(engine):

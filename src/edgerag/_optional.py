@@ -42,6 +42,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "faker": ("dev", "the synthetic PII set"),
     "qdrant_client": ("qdrant", "the Qdrant upstream tier"),
     "qdrant_client.models": ("qdrant", "the Qdrant upstream tier"),
+    "resvg_py": ("joint-train", "rasterising SVG icons to train the joint head"),
+    "skimage.data": ("joint-train", "scikit-image sample photos (joint head evaluation)"),
     "pymilvus": ("milvus", "the Milvus upstream tier (cluster URI or Milvus Lite)"),
 }
 

@@ -47,6 +47,8 @@ class EngineConfig:
             quantized code of a deleted vector stays in the index files; off, a delete is
             cheap and those codes stay until the engine's own compaction (the float32
             originals file is compacted at every delete either way).
+        joint_head: project images and video frames into the text space with the trained head
+            shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set.
     """
 
     encoder: str = "minilm"
@@ -69,6 +71,7 @@ class EngineConfig:
     scrub_pii: bool = False
     pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
     erase_rebuilds_index: bool = True
+    joint_head: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list

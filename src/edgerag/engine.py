@@ -120,8 +120,13 @@ class Engine:
         for name, spec in self.store.spaces().items():  # visual / joint spaces made by ingests
             if name != TEXT_SPACE:
                 self._open_space(spec)
+        self._head: Any = None
         self.retriever = Retriever(self)
         self.cache = ResultCache(self)  # LSN-scoped: any write or delete invalidates it
+        if "imagetext" in self.indexes and self.joint_head is not None:
+            from edgerag.ingest.joint import reembed_images
+
+            reembed_images(self, self.joint_head)  # a new head version: image items only
 
     # lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -335,6 +340,19 @@ class Engine:
         return self._media
 
     @property
+    def joint_head(self) -> Any:
+        """The trained image→text head (``imagetext`` space), unless CLIP weights are set."""
+        cfg = self.config
+        # The head maps into MiniLM's space: with another text encoder there is nothing to meet.
+        if not cfg.joint_head or cfg.clip_model is not None or cfg.encoder != "minilm":
+            return None
+        if self._head is None:
+            from edgerag.encoders.joint import shared_head
+
+            self._head = shared_head()
+        return self._head
+
+    @property
     def clip(self) -> Any:
         """The CLIP/SigLIP encoder of the ``joint`` space, when weights are configured."""
         if self.config.clip_model is None:
@@ -439,8 +457,9 @@ class Engine:
 
         def build_media(raw: RawInput, meta: Any, chash: str, extracted: Any) -> Op:
             return build_media_op(
-                raw, _unflagged(meta), self.encoder, self.media, self.clip, chash, extracted, scrub
-            )
+                raw, _unflagged(meta), self.encoder, self.media, self.clip, chash, extracted,
+                scrub, self.joint_head,
+            )  # fmt: skip
 
         return Preparer(
             metadata,

@@ -203,9 +203,11 @@ def build_media_op(
     chash: str,
     extracted: Any = None,
     scrub: Scrubber | None = None,
+    head: Any = None,
 ) -> Op:
     """Image / audio / video → items with a text-space vector each (from what was read,
-    recognised or heard), plus visual (and joint) vectors for images and frames.
+    recognised or heard), plus visual (and joint, or head ``imagetext``) vectors for images
+    and frames.
 
     ``extracted``: the ``MediaDocument`` when the caller already extracted it (images are
     extracted in batches, see ``ingest.pipeline``)."""
@@ -236,12 +238,15 @@ def build_media_op(
     with_image = [i for i, m in enumerate(extracted.items) if m.image is not None]
     if with_image:
         images = [extracted.items[i].image for i in with_image]
+        visual = _visual_vectors(media, [extracted.items[i] for i in with_image])
         spaces[VISUAL_SPACE] = SpaceVectors(
-            media.visual_encoder_id,
-            media.visual_encoder_version,
-            keys[with_image],
-            _visual_vectors(media, [extracted.items[i] for i in with_image]),
+            media.visual_encoder_id, media.visual_encoder_version, keys[with_image], visual
         )
+        if head is not None and clip is None:  # user CLIP weights outrank the trained head
+            from edgerag.ingest.joint import IMAGETEXT_SPACE, head_space_vectors
+
+            labels = [items[i].metadata.get("labels", []) for i in with_image]
+            spaces[IMAGETEXT_SPACE] = head_space_vectors(head, keys[with_image], visual, labels)
         if clip is not None:
             spaces[JOINT_SPACE] = SpaceVectors(
                 clip.id, clip.version, keys[with_image], clip.encode_images(images)

@@ -312,6 +312,14 @@ class MediaPipeline:
         """Like :meth:`query_image`, plus the words literally *read* in the photo (caption, alt
         text, OCR) apart from what was only recognised (labels, colours): an answerer should
         quote questions from the former, never from a guessed label."""
+        text, read, vector, _, timings = self.query_image_probs(data, ocr)
+        return text, read, vector, timings
+
+    def query_image_probs(
+        self, data: bytes, ocr: bool = True
+    ) -> tuple[str, str, np.ndarray, np.ndarray, dict[str, float]]:
+        """Like :meth:`query_image_parts`, plus the ImageNet class probabilities (1000,) the
+        joint head needs, from the same forward pass."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         decoded = decode_image("query image", data, self.limits)
@@ -333,7 +341,7 @@ class MediaPipeline:
             style=self.label_style,
         )
         read = render_image_text(descriptions=decoded.descriptions, ocr_text=ocr_text)
-        return text, read, vectors[0], timings
+        return text, read, vectors[0], probs[0], timings
 
     def query_audio(self, data: bytes) -> tuple[str, dict[str, float]]:
         """A spoken query → (transcript, timings in ms)."""

@@ -41,6 +41,10 @@ def reciprocal_rank_fusion(
 # ----------------------------------------------------------------------------- fitted fusion
 FUSION_METHODS = ("weighted", "rrf")
 WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
+# Lists the dev Q/A sets cannot fit (they hold no images), with a set weight unless a fitted file
+# names them: the joint head's `imagetext` list (images only, and a text-only query's list is
+# gated by IMAGE_MIN_SIM) is what ranks an image by what it shows (docs/notes/joint.md).
+UNFITTED: dict[str, float] = {"imagetext": 1.0}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class FusionWeights:
         table = self.with_entity if entity_query and self.with_entity else self.weights
         # late fusion names extra lists "bm25:1", "text:audio", ...: weigh them like their kind
         base = name.split(":", 1)[0]
-        return table.get(name, table.get(base, self.default))
+        return table.get(name, table.get(base, UNFITTED.get(base, self.default)))
 
     def to_json(self) -> str:
         out: dict[str, object] = {

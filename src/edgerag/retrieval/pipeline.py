@@ -13,7 +13,7 @@ import numpy as np
 
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.fusion import default_weights, reciprocal_rank_fusion, weighted_fusion
-from edgerag.retrieval.query import EncodedQuery, encode_query
+from edgerag.retrieval.query import IMAGE_MIN_SIM, IMAGETEXT, EncodedQuery, encode_query
 from edgerag.retrieval.text_query import fts_match
 from edgerag.types import Hit, Query, SearchResponse
 
@@ -135,12 +135,16 @@ class Retriever:
                 searches = [(space, space, vec) for space, vec in encoded.fused().items()]
             else:
                 searches = [(f"{p.space}:{p.modality}", p.space, p.vector) for p in encoded.parts]
+            # Without a query photo, images of the head's space must earn their place (see
+            # IMAGE_MIN_SIM); with one, its neighbours are the point.
+            photo = any(p.modality == "image" for p in encoded.parts)
             for name, space, vector in searches:
                 result, how = self.engine.indexes[space].search(vector[None, :], n, allowed)
+                floor = IMAGE_MIN_SIM if space == IMAGETEXT and not photo else -np.inf
                 rankings[_label(name)] = [
                     (int(key), float(score))
                     for key, score in zip(result.keys[0], result.scores[0], strict=True)
-                    if key >= 0
+                    if key >= 0 and score >= floor
                 ]
                 plan.append(f"{space}:{how}")
             timer.lap("ann")

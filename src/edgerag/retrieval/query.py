@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from edgerag.engine import Engine
 
 FUSIONS = ("early", "late")
-TEXT, VISUAL, JOINT = "text", "visual", "joint"
+TEXT, VISUAL, JOINT, IMAGETEXT = "text", "visual", "joint", "imagetext"
+# A text-only query's image hits in the `imagetext` space count from this cosine up. On the
+# held-out sets (benchmarks/joint_bench.py) 0.3 lets 5 % of off-topic queries (WordNet glosses)
+# show an image and keeps 14 % of names' own images: text→image without a photo stays
+# conservative; a query photo is never gated.
+IMAGE_MIN_SIM = 0.3
 
 
 @dataclass
@@ -76,15 +81,19 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     if query.text and query.text.strip():
         texts["text"] = query.text
         encoded.read["text"] = query.text
-    image_visual = None
+    image_visual = image_probs = None
     if query.image is not None:
         media = engine.media
         name, data = _read(query.image, "image")
         try:
-            image_text, read, image_visual, ms = media.query_image_parts(data, ocr=ocr)
+            image_text, read, image_visual, image_probs, ms = media.query_image_probs(data, ocr=ocr)
         except InputError as exc:
             raise InputError(name, exc.reason) from exc
         encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
+        if engine.joint_head is not None:
+            # The head speaks for what the photo shows; unsure ImageNet words ("switch" for a
+            # drawn battery) would only pull the query towards passages about switches.
+            image_text = _confident_text(media, read, image_probs)
         if image_text.strip():
             texts["image"] = image_text
         if read.strip():
@@ -111,7 +120,50 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
         encoded.parts.append(Part("image", VISUAL, image_visual, None, weights["image"]))
     encoded.texts = texts
     _add_joint_parts(engine, query, encoded, weights)
+    _add_head_parts(engine, encoded, image_visual, image_probs, weights)
     return encoded
+
+
+def _confident_text(media: object, read: str, probs: np.ndarray) -> str:
+    """Words read in the photo plus the labels confident enough to be written into an item."""
+    from edgerag.ingest.extract.image import labels_text
+    from edgerag.ingest.media import LABEL_TEXT_MIN_PROB
+
+    top = media.visual.top_labels(probs[None, :], 3)[0]  # type: ignore[attr-defined]
+    sure = [(c, p) for c, p in top if p >= LABEL_TEXT_MIN_PROB]
+    return "\n".join(t for t in (read, labels_text(sure) if sure else "") if t.strip())
+
+
+def _add_head_parts(
+    engine: Engine,
+    encoded: EncodedQuery,
+    visual: np.ndarray | None,
+    probs: np.ndarray | None,
+    weights: dict[str, float],
+) -> None:
+    """The trained head's ``imagetext`` space: a phrase is its MiniLM vector, a photo its head
+    vector; early fusion sums them into one vector for one search there.
+
+    A text-only query searches it too (text→image) but keeps only images at or above
+    ``IMAGE_MIN_SIM``: the space holds nothing but images, so its top hit is always an image,
+    relevant or not, and must earn its place in a text answer.
+    """
+    head = engine.joint_head
+    if head is None:
+        return
+    if visual is not None and probs is not None:
+        # The photo in words' space: it also finds the passages about what it shows (image→text).
+        t0 = time.perf_counter()
+        vec = head.project_probs(visual[None, :], probs[None, :])[0]
+        encoded.timings_ms["head"] = (time.perf_counter() - t0) * 1000
+        encoded.parts.append(Part("image", TEXT, vec, None, weights["image"]))
+        if IMAGETEXT in engine.indexes:
+            encoded.parts.append(Part("image", IMAGETEXT, vec, None, weights["image"]))
+    if IMAGETEXT not in engine.indexes:
+        return
+    for part in list(encoded.parts):
+        if part.space == TEXT and part.modality in ("text", "audio"):
+            encoded.parts.append(Part(part.modality, IMAGETEXT, part.vector, None, part.weight))
 
 
 def _add_joint_parts(

