@@ -197,3 +197,18 @@ def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(tmp_path: Path) 
         engine.ingest(docs)
         hits = engine.search(Query(image=photo), k=3, ocr=False).hits
     assert "battery" in hits[0].text.lower(), [h.text[:60] for h in hits]
+
+
+def test_a_wordless_photo_question_cites_what_the_photo_shows(tmp_path: Path) -> None:
+    """Nothing can be read on the battery drawing, so the typed words ("what should I do about
+    this?") say nothing of it: the photo's own search through the head must lead the sources."""
+    from edgerag import Engine, Query
+    from edgerag.config import EngineConfig
+
+    demo = ROOT / "demo"
+    docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
+    photo = demo / "queries" / "battery-photo.png"
+    with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
+        engine.ingest(docs)
+        answer = engine.ask(Query(text="what should I do about this?", image=photo))
+    assert "battery" in answer.sources[0].text.lower(), [h.text[:60] for h in answer.sources]

@@ -237,6 +237,11 @@ def _neighbour_words(hits: list[Hit], n: int = 2) -> list[str]:
     return words
 
 
+def _dedup(hits: list[Hit]) -> list[Hit]:
+    seen: set[Any] = set()
+    return [h for h in hits if not (h.key in seen or seen.add(h.key))]
+
+
 def _media_question_sources(
     engine: Engine,
     q: Query,
@@ -245,6 +250,7 @@ def _media_question_sources(
     k: int,
     filters: Filters | None,
     mode: str,
+    photo_words: bool = True,
 ) -> list[Hit]:
     """Sources for a photo or voice question: the manuals, found with the question's words.
 
@@ -256,6 +262,13 @@ def _media_question_sources(
     expanded = " ".join([question, *(_neighbour_words(hits) if q.image is not None else [])])
     text_filters = {"modality": "text", **(filters or {})}  # a user's modality filter wins
     found = engine.search(Query(text=expanded), k=k, filters=text_filters, mode=mode).hits
+    if q.image is not None and not photo_words:
+        # Nothing was read on the photo, so the words search knows only the typed question
+        # ("what does this mean?"), and in the fused vector the typed words outweigh the photo.
+        # The photo alone, through the joint head's vector in the text space, finds the
+        # passages about what it shows: they lead.
+        by_photo = engine.search(Query(image=q.image), k=k, filters=text_filters, mode=mode).hits
+        found = _dedup([*by_photo[:2], *found])[:k]
     media = [h for h in hits if h.modality != "text" and h.key not in {t.key for t in found}]
     if not found:
         return hits[:k]
@@ -290,7 +303,10 @@ def _prepare(
         question = q.text or ""
     else:
         question = " ".join(response.query_texts.values()) or f"(question: {q.describe()})"
-        hits = _media_question_sources(engine, q, question, response.hits, pool, filters, mode)
+        photo_words = bool(response.query_texts.get("image"))
+        hits = _media_question_sources(
+            engine, q, question, response.hits, pool, filters, mode, photo_words
+        )
     t_rr = time.perf_counter()
     prompt = _builder(engine).build(question, hits)
     t_pr = time.perf_counter()
