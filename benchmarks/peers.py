@@ -291,10 +291,10 @@ class MilvusLite:
 class LanceDB:
     # (nprobes, ef), cheapest first. LanceDB's search-time knobs for IVF_HNSW_SQ are nprobes,
     # ef ("start around 1.5 * k and increase") and refine_factor, which re-ranks
-    # refine_factor * limit candidates on the full vectors
+    # refine_factor * limit candidates on the full vectors (ef must be >= that count)
     # (https://docs.lancedb.com/indexing/vector-index.md, "Search configuration"); refine_factor
     # gets edgerag's rescoring factor.
-    knobs = ((1, 16), (2, 32), (4, 32), (4, 64), (8, 64), (16, 128), (32, 128), (64, 256))
+    knobs = ((1, 32), (2, 32), (4, 32), (4, 64), (8, 64), (16, 128), (32, 128), (64, 256))
     modules = ("lancedb", "pyarrow")
     setup = (
         f"IVF_HNSW_SQ (cosine, sqrt(n)/4 partitions), (nprobes, ef) tuned, "
@@ -381,9 +381,16 @@ class Chroma:
 
 
 class SqliteVec:
-    knobs = (None,)
+    # sqlite-vec 0.1.x has no ANN index (brute force only). Its documented speed-up is binary
+    # quantization with oversampling and re-scoring on the float vectors
+    # (https://github.com/asg017/sqlite-vec/blob/main/site/guides/binary-quant.md, "Re-scoring"):
+    # knob = oversampling factor of the coarse bit-vector KNN; None = the exact float scan.
+    knobs = (4, 8, 16, 32, None)
     modules = ("sqlite_vec", "pysqlite3")
-    setup = "vec0 float[dim] cosine (brute force), payload table joined; pysqlite3 (loadable ext)"
+    setup = (
+        "vec0 float[dim] cosine + bit[dim] coarse column; KNN on bits x knob, re-scored on "
+        "floats (None: exact float scan), payload table joined; pysqlite3 (loadable ext)"
+    )
 
     def build(self, data: np.ndarray, texts: list[str], workdir: Path) -> None:
         import sqlite_vec
@@ -394,22 +401,32 @@ class SqliteVec:
         sqlite_vec.load(self.conn)
         dim = data.shape[1]
         self.conn.execute(
-            f"create virtual table v using vec0(embedding float[{dim}] distance_metric=cosine)"
+            f"create virtual table v using vec0(embedding float[{dim}] distance_metric=cosine,"
+            f" coarse bit[{dim}])"
         )
         self.conn.execute("create table p (id integer primary key, text text)")
         with self.conn:
             self.conn.executemany(
-                "insert into v(rowid, embedding) values (?, ?)",
-                ((i, v.tobytes()) for i, v in enumerate(data)),
+                "insert into v(rowid, embedding, coarse) values (?, ?, vec_quantize_binary(?))",
+                ((i, v.tobytes(), v.tobytes()) for i, v in enumerate(data)),
             )
             self.conn.executemany("insert into p values (?, ?)", enumerate(texts))
 
     def search(self, q: np.ndarray, k: int, knob: Any) -> list[tuple[int, str]]:
-        rows = self.conn.execute(
-            "select v.rowid, p.text from (select rowid, distance from v where embedding match ?"
-            " and k = ?) v join p on p.id = v.rowid order by v.distance",
-            (q.tobytes(), k),
-        )
+        blob = q.astype(np.float32).tobytes()
+        if knob is None:
+            rows = self.conn.execute(
+                "select v.rowid, p.text from (select rowid, distance from v where embedding"
+                " match ? and k = ?) v join p on p.id = v.rowid order by v.distance",
+                (blob, k),
+            )
+        else:
+            rows = self.conn.execute(
+                "with coarse as (select rowid from v where coarse match vec_quantize_binary(?)"
+                " and k = ?) select c.rowid, p.text from coarse c join v on v.rowid = c.rowid"
+                " join p on p.id = c.rowid order by vec_distance_cosine(v.embedding, ?) limit ?",
+                (blob, k * knob, blob, k),
+            )
         return [(int(r[0]), r[1]) for r in rows]
 
 
