@@ -24,13 +24,18 @@ Rows:
 
 * ``edgerag``: faiss HNSW-SQ8 + rescoring on f32 originals (SpaceIndex.search) + payload
   hydration from SQLite (Retriever._hydrate): the whole path a user gets;
-* ``faiss-raw``: the same faiss index type alone, no payload (the library underneath);
+* ``faiss-raw``: the same faiss index type alone, no payload, at edgerag's chosen knob with the
+  same ef and candidate count edgerag asks of it (the library underneath, minus rescoring);
 * ``numpy-exact``: brute force matmul + payload from a Python list (the floor any store beats);
-* the peers, each at its own comparable setting.
+* the peers, each at its best documented setting for quantized search (rescoring /
+  oversampling / refine where the peer has it; see the comment on each class).
 
-RSS B/vec is the child process's RSS growth over build + queries divided by N: it includes
-whatever the build left in the heap, so it is an upper bound on the serving footprint
-(``edgerag bench`` measures edgerag's index by reopening it in a fresh process).
+RSS B/vec is the growth of the child's resident memory (itself and its child processes) over
+build + queries, divided by N, from a baseline taken after the library is imported and before
+the input is mapped; the input is memory-mapped and released after the build, so it counts only
+where a system keeps it. It includes whatever the build left in the heap, so it is an upper
+bound on the serving footprint (``edgerag bench`` measures edgerag's index by reopening it in a
+fresh process).
 """
 
 from __future__ import annotations
