@@ -17,8 +17,8 @@ Two more same-run ratios on real text (perlfaq from Debian perl-doc, MiniLM int8
   with the result cache and the query-vector memo off (encode → ANN + BM25 + entity → fuse →
   hydrate), over the library calls it cannot avoid, timed interleaved on the same questions:
   one ONNX encode, one raw faiss search, one raw FTS5 query, one SELECT of k payload rows;
-* ``search_over_primitives``: the same without the encode on both sides (memo hit vs known
-  vector), where the glue is not drowned by the model;
+* ``search_over_primitives`` (reported, not gated: too noisy on a shared box): the same
+  without the encode on both sides (memo hit vs known vector);
 * ``ingest_over_encode``: ``Engine.ingest`` of perlfaq files (extract + chunk + encode + SQLite
   + index), seconds per chunk, over encoding the same chunks' texts with the same encoder.
 
@@ -55,7 +55,9 @@ from edgerag.index.base import IndexConfig  # noqa: E402
 
 BASELINE = Path(__file__).with_name("baseline.json")
 RATIOS = ("edgerag_over_faiss", "edgerag_over_exact")
-TEXT_RATIOS = ("query_over_primitives", "search_over_primitives", "ingest_over_encode")
+# search_over_primitives is reported, not gated: on a loaded box its per-round spread was
+# 0.2-27x (onnxruntime's spinning threads after an encode starve whatever runs next).
+TEXT_RATIOS = ("query_over_primitives", "ingest_over_encode")
 PERLFAQ = "/usr/share/perl/5.36/pod/perlfaq[1-9].pod"
 
 

@@ -43,3 +43,26 @@ def test_hybrid_search_reads_k_rows_not_every_candidate(engine: Engine, docs: Pa
     assert len(response.hits) == 1
     assert len(asked) == 1, f"hydrated {len(asked)} rows for k=1"
     assert response.hits[0].doc_id.endswith("pump.md")
+
+
+def test_bench_check_gates_the_text_ratios() -> None:
+    import copy
+    import json
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import bench_check
+    finally:
+        sys.path.remove(str(bench))
+    base = json.loads((bench / "baseline.json").read_text())
+    assert bench_check.compare(copy.deepcopy(base), base, 0.2) == []
+    for ratio in bench_check.TEXT_RATIOS:
+        slower = copy.deepcopy(base)
+        slower["text"]["ratios"][ratio] *= 1.3
+        problems = bench_check.compare(slower, base, 0.2)
+        assert len(problems) == 1 and problems[0].startswith(ratio), problems
+    moved = copy.deepcopy(base)
+    moved["text"]["params"]["chunks"] += 1
+    assert "re-record" in bench_check.compare(moved, base, 0.2)[0]
