@@ -59,7 +59,7 @@ bench: setup ## Index benchmark at 100k x 512
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache
 
-bench-check: setup ## Regression gate: edgerag/faiss and edgerag/exact latency ratios vs benchmarks/baseline.json (fails on >20%)
+bench-check: setup ## Regression gate: same-run ratios (index vs faiss/exact, text query path vs its library calls, ingest vs encode) vs benchmarks/baseline.json (fails on >20%)
 	$(PY) benchmarks/bench_check.py --baseline benchmarks/baseline.json
 
 # The peers pin dependencies that conflict with ours: they get their own venv.

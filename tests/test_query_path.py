@@ -1,0 +1,68 @@
+"""The query path reads only the rows it returns, and returns what it returned before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgerag import Engine
+
+
+def _ingested(engine: Engine, docs: Path) -> list[int]:
+    report = engine.ingest(sorted(docs.iterdir()))
+    assert report.ok, report.errors
+    return [r[0] for r in engine.store._reader.execute("SELECT key FROM items ORDER BY key")]
+
+
+def test_top_k_hydration_equals_hydrating_every_candidate(engine: Engine, docs: Path) -> None:
+    keys = _ingested(engine, docs)
+    missing = [max(keys) + 1000 + i for i in range(4)]  # deleted after ranking, say
+    # gone rows first, between and after the live ones: every position of a skip is exercised
+    fused = [(missing[0], 0.9), (keys[0], 0.8), (missing[1], 0.7), (missing[2], 0.65)]
+    fused += [(key, 0.5 - i * 0.01) for i, key in enumerate(keys[1:])] + [(missing[3], 0.1)]
+    rankings = {"dense": fused, "bm25": list(reversed(fused))}
+    retriever = engine.retriever
+    for k in range(1, len(fused) + 2):
+        everything = retriever._hydrate(fused, rankings, "fused")[:k]
+        top = retriever._hydrate_top(fused, rankings, "fused", k)
+        assert [h.to_dict() for h in top] == [h.to_dict() for h in everything], k
+    assert len(retriever._hydrate_top(fused, rankings, "fused", len(keys))) == len(keys)
+
+
+def test_hybrid_search_reads_k_rows_not_every_candidate(engine: Engine, docs: Path) -> None:
+    _ingested(engine, docs)
+    asked: list[int] = []
+    items = engine.store.items
+
+    def counting(keys: list[int]) -> dict:
+        asked.extend(keys)
+        return items(keys)
+
+    engine.store.items = counting  # type: ignore[method-assign]
+    engine.cache.enabled = False
+    response = engine.search("pump seal torque", k=1, mode="hybrid")
+    assert len(response.hits) == 1
+    assert len(asked) == 1, f"hydrated {len(asked)} rows for k=1"
+    assert response.hits[0].doc_id.endswith("pump.md")
+
+
+def test_bench_check_gates_the_text_ratios() -> None:
+    import copy
+    import json
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import bench_check
+    finally:
+        sys.path.remove(str(bench))
+    base = json.loads((bench / "baseline.json").read_text())
+    assert bench_check.compare(copy.deepcopy(base), base, 0.2) == []
+    for ratio in bench_check.TEXT_RATIOS:
+        slower = copy.deepcopy(base)
+        slower["text"]["ratios"][ratio] *= 1.3
+        problems = bench_check.compare(slower, base, 0.2)
+        assert len(problems) == 1 and problems[0].startswith(ratio), problems
+    moved = copy.deepcopy(base)
+    moved["text"]["params"]["chunks"] += 1
+    assert "re-record" in bench_check.compare(moved, base, 0.2)[0]
