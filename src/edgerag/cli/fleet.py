@@ -164,6 +164,26 @@ async def _with_client(nats_url: str, fn: Any) -> Any:
         await nc.close()
 
 
+async def _with_view(nats_url: str, collection: str, fn: Any) -> Any:
+    """``fn(nc, js, view)`` with a started view of the fleet's membership, stopped after."""
+    from edgerag.fleet.nats import Names
+    from edgerag.fleet.shardmap import FleetView, Membership
+
+    async def run(nc: Any) -> Any:
+        js = nc.jetstream()
+        names = Names(collection)
+        membership = Membership(
+            js, names, await js.key_value(names.kv), await js.key_value(names.hb_kv)
+        )
+        view = await FleetView(membership).start()
+        try:
+            return await fn(nc, js, view)
+        finally:
+            await view.stop()
+
+    return await _with_client(nats_url, run)
+
+
 @fleet.command()
 @NATS
 @COLLECTION
@@ -192,23 +212,11 @@ def search(
 ) -> None:
     """Search every shard of the fleet (scatter-gather)."""
     from edgerag.fleet.router import Router
-    from edgerag.fleet.shardmap import FleetView, Membership
 
-    async def run(nc: Any) -> Any:
-        js = nc.jetstream()
-        from edgerag.fleet.nats import Names
+    async def run(nc: Any, js: Any, view: Any) -> Any:
+        return await Router(nc, view, deadline).search(query, k=k, mode=mode)
 
-        names = Names(collection)
-        membership = Membership(
-            js, names, await js.key_value(names.kv), await js.key_value(names.hb_kv)
-        )
-        view = await FleetView(membership).start()
-        try:
-            return await Router(nc, view, deadline).search(query, k=k, mode=mode)
-        finally:
-            await view.stop()
-
-    response = asyncio.run(_with_client(nats_url, run))
+    response = asyncio.run(_with_view(nats_url, collection, run))
     if as_json:
         click.echo(json.dumps(response.to_dict(), indent=2))
     else:
@@ -301,22 +309,11 @@ def delete(doc_id: str, nats_url: str, collection: str, wait: float, as_json: bo
     The delete goes into the replication log, so a replica that is down applies it when it
     returns. Prints which replicas confirmed; exits 1 while any has not confirmed yet."""
     from edgerag.fleet.erase import erase
-    from edgerag.fleet.nats import Names
-    from edgerag.fleet.shardmap import FleetView, Membership
 
-    async def run(nc: Any) -> Any:
-        js = nc.jetstream()
-        names = Names(collection)
-        membership = Membership(
-            js, names, await js.key_value(names.kv), await js.key_value(names.hb_kv)
-        )
-        view = await FleetView(membership).start()
-        try:
-            return await erase(js, view, doc_id, origin="cli", wait_s=wait)
-        finally:
-            await view.stop()
+    async def run(nc: Any, js: Any, view: Any) -> Any:
+        return await erase(js, view, doc_id, origin="cli", wait_s=wait)
 
-    erasure = asyncio.run(_with_client(nats_url, run))
+    erasure = asyncio.run(_with_view(nats_url, collection, run))
     if as_json:
         click.echo(json.dumps(erasure.to_dict(), indent=2))
     else:

@@ -50,26 +50,16 @@ def erasure_report(
 
 
 async def _fleet_report(nats_url: str, collection: str, doc_id: str) -> dict[str, Any] | None:
-    from edgerag.cli.fleet import _with_client
+    from edgerag.cli.fleet import _with_view
     from edgerag.fleet.erase import report
-    from edgerag.fleet.nats import Names
-    from edgerag.fleet.shardmap import FleetView, Membership
 
-    async def run(nc: Any) -> dict[str, Any] | None:
-        js = nc.jetstream()
-        names = Names(collection)
-        membership = Membership(
-            js, names, await js.key_value(names.kv), await js.key_value(names.hb_kv)
-        )
-        view = await FleetView(membership).start()
+    async def run(nc: Any, js: Any, view: Any) -> dict[str, Any] | None:
         try:
             return await report(js, view, doc_id)
         except NotFoundError:
             return None
-        finally:
-            await view.stop()
 
-    result: dict[str, Any] | None = await _with_client(nats_url, run)
+    result: dict[str, Any] | None = await _with_view(nats_url, collection, run)
     return result
 
 
