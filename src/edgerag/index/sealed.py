@@ -83,12 +83,7 @@ def publish(space_dir: Path, index_root: Path, space: str, key: bytes) -> bool:
         if have is not None and int(str(have.get("applied_lsn", -1))) >= lsn:
             return False
         header = json.dumps({"format": FORMAT, "space": space, "applied_lsn": lsn}).encode()
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(header + b"\n" + crypto.seal(payload, key, header))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        _write_sealed(target, header, payload, key)
     logger.info("sealed index checkpoint %s at LSN %d", target, lsn)
     return True
 
@@ -140,11 +135,16 @@ def reseal_all(index_root: Path, old: bytes, new: bytes) -> int:
                 except crypto.SealedFileError:
                     path.unlink()
                 continue
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(header + b"\n" + crypto.seal(payload, new, header))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            _write_sealed(path, header, payload, new)
             count += 1
     return count
+
+
+def _write_sealed(path: Path, header: bytes, payload: bytes, key: bytes) -> None:
+    """``header`` + newline + the sealed payload, replacing ``path`` atomically and durably."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(header + b"\n" + crypto.seal(payload, key, header))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
