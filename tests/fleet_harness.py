@@ -6,13 +6,14 @@ Every process started here is tracked and killed in :meth:`Fleet.close` (no orph
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,20 @@ class Fleet:
 
 # --------------------------------------------------------------------------- fault scenarios
 EDGERAG = Path(sys.executable).with_name("edgerag")
+
+
+@contextlib.contextmanager
+def running_fleet(
+    tmp: Path, nodes: list[str], shards: int = 2, replicas: int = 2
+) -> Iterator[Fleet]:
+    """A fleet with ``nodes`` started, closed (processes killed, NATS removed) on exit."""
+    fl = Fleet(tmp, shards=shards, replicas=replicas)
+    try:
+        for node in nodes:
+            fl.start_node(node)
+        yield fl
+    finally:
+        fl.close()
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

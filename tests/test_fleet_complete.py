@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from fleet_harness import (
     fault_row,
     make_docs,
     no_tracebacks,
+    running_fleet,
     settled,
     wait_for,
 )
@@ -36,14 +38,9 @@ NODES = ["n1", "n2", "n3"]
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    fl = Fleet(tmp_path)
-    try:
-        for node in NODES:
-            fl.start_node(node)
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with running_fleet(tmp_path, NODES) as fl:
         yield fl
-    finally:
-        fl.close()
 
 
 async def _put(fl: Fleet, docs: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ here is replication, routing and fault handling, not embedding quality.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from edgerag import Engine
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.sharding import shard_for
 from edgerag.store.ops import DELETE, Op
-from fleet_harness import Fleet, make_docs, wait_for
+from fleet_harness import Fleet, make_docs, running_fleet, wait_for
 
 pytest.importorskip("nats")
 
@@ -32,14 +33,9 @@ QUERIES = [
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    fl = Fleet(tmp_path)
-    try:
-        for node in NODES:
-            fl.start_node(node)
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with running_fleet(tmp_path, NODES) as fl:
         yield fl
-    finally:
-        fl.close()
 
 
 async def _ingest(fl: Fleet, docs: dict[str, str]) -> int:

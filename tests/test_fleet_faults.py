@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from edgerag import Engine
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.sharding import shard_for
 from edgerag.fleet.status import judge
-from fleet_harness import Fleet, image_op, make_docs, settled, wait_for
+from fleet_harness import Fleet, image_op, make_docs, running_fleet, settled, wait_for
 
 pytest.importorskip("nats")
 
@@ -31,14 +32,9 @@ NODES = ["n1", "n2", "n3"]
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    fl = Fleet(tmp_path)
-    try:
-        for node in NODES:
-            fl.start_node(node)
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with running_fleet(tmp_path, NODES) as fl:
         yield fl
-    finally:
-        fl.close()
 
 
 class Load:

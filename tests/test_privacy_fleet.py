@@ -13,6 +13,7 @@ import asyncio
 import json
 import signal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from bytescan import find_fragments
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.sharding import shard_for
 from edgerag.privacy.erasure import doc_hash
-from fleet_harness import Fleet, make_docs, run_cli, settled, wait_for
+from fleet_harness import Fleet, make_docs, run_cli, running_fleet, settled, wait_for
 
 pytest.importorskip("nats")
 
@@ -30,14 +31,9 @@ SECRET_WORDS = [b"quillonbrack", b"zephyrmontis"]
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    fl = Fleet(tmp_path, shards=3, replicas=2)
-    try:
-        for node in NODES:
-            fl.start_node(node)
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with running_fleet(tmp_path, NODES, shards=3, replicas=2) as fl:
         yield fl
-    finally:
-        fl.close()
 
 
 def _vector_needles(db: Path, doc_id: str) -> list[bytes]:
