@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import glob
-import io
 import os
 import pstats
 import statistics
@@ -39,8 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from edgerag import Engine, EngineConfig
+from edgerag.bench.synthetic import sample_images
 from edgerag.encoders.minilm import MiniLMEncoder
 from edgerag.ingest.chunking import WordpieceSpans, chunk_pages
+
+INGEST_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # its inputs since round 2
 
 PERLFAQ = "/usr/share/perl/5.36/pod/perlfaq[1-9].pod"
 
@@ -65,27 +67,6 @@ def perlfaq_documents(max_chunks: int) -> tuple[list[tuple[str, bytes]], list[st
             if len(texts) >= max_chunks:
                 return docs, texts
     return docs, texts
-
-
-def sample_images(n: int) -> list[tuple[str, bytes]]:
-    """JPEG inputs: drawn 1024×768 schematics and rotated skimage photos, alternating."""
-    from PIL import Image, ImageDraw
-    from skimage import data as sk
-
-    photos = [getattr(sk, name)() for name in ("astronaut", "coffee", "chelsea", "rocket")]
-    out = []
-    for i in range(n):
-        if i % 2:
-            im = Image.fromarray(photos[i % len(photos)]).rotate(i * 7)
-        else:
-            im = Image.new("RGB", (1024, 768), "white")
-            draw = ImageDraw.Draw(im)
-            draw.rectangle((100 + i, 200, 700, 500), outline="black", width=4)
-            draw.text((120, 220), f"DISCHARGE VALVE V-0{i % 9}", fill="black")
-        buf = io.BytesIO()
-        im.convert("RGB").save(buf, "JPEG", quality=85)
-        out.append((f"img{i:03d}.jpg", buf.getvalue()))
-    return out
 
 
 # ---- measurements ---------------------------------------------------------------------------
@@ -182,7 +163,7 @@ def image_rows(n_images: int) -> list[tuple[str, float, float]]:
     from edgerag.ingest.limits import Limits
     from edgerag.ingest.media import MediaPipeline
 
-    images = sample_images(n_images)
+    images = sample_images(n_images, photos=INGEST_PHOTOS)
     media = MediaPipeline(ocr=False)
     config = EngineConfig(ocr=False)
     decoded = [decode_image(s, d, Limits()).image for s, d in images]
@@ -208,7 +189,7 @@ import ingest_bench as b
 from edgerag import EngineConfig
 from edgerag.ingest.media import MediaPipeline
 docs, _ = b.perlfaq_documents({chunks})
-images = b.sample_images({images})
+images = b.sample_images({images}, photos=b.INGEST_PHOTOS)
 media = MediaPipeline(ocr=False)
 b.engine_ingest(images[:2], config=EngineConfig(ocr=False), media=media)  # load the models
 text, _ = b.engine_ingest(docs)

@@ -18,7 +18,6 @@ repo) when missing. Run: ``.venv/bin/python benchmarks/multimodal_bench.py [--qu
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerag.bench.synthetic import sample_images
 from edgerag.encoders.minilm import MiniLMEncoder
 from edgerag.encoders.visual import EfficientNetLite0, cache_dir
 from edgerag.ingest.extract.image import (
@@ -212,31 +212,8 @@ def spoken_to_passage(pipeline: MediaPipeline, n: int) -> str:
 
 
 # ---- 3. throughput --------------------------------------------------------------------------
-def sample_images(n: int) -> list[tuple[str, bytes]]:
-    from PIL import Image, ImageDraw
-    from skimage import data as sk
-
-    photos = [
-        getattr(sk, name)()
-        for name in ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
-    ]
-    out = []
-    for i in range(n):
-        if i % 2:
-            im = Image.fromarray(photos[i % len(photos)]).rotate(i * 7)
-        else:
-            im = Image.new("RGB", (1024, 768), "white")
-            draw = ImageDraw.Draw(im)
-            draw.rectangle((100 + i, 200, 700, 500), outline="black", width=4)
-            draw.text((120, 220), f"DISCHARGE VALVE V-0{i % 9}", fill="black")
-        buf = io.BytesIO()
-        im.convert("RGB").save(buf, "JPEG", quality=85)
-        out.append((f"img{i}.jpg", buf.getvalue()))
-    return out
-
-
 def throughput(n_images: int) -> str:
-    images = sample_images(n_images)
+    images = sample_images(n_images, name="img{i}.jpg")
     rows = []
     for ocr in (False, True):
         pipeline = MediaPipeline(ocr=ocr)

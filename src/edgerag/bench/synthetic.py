@@ -175,3 +175,32 @@ def build_synthetic(
 
 def with_quantization(index: IndexConfig, quantization: str) -> IndexConfig:
     return replace(index, quantization=quantization)
+
+
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
+
+
+def sample_images(
+    n: int, photos: Sequence[str] = SAMPLE_PHOTOS, name: str = "img{i:03d}.jpg"
+) -> list[tuple[str, bytes]]:
+    """JPEG inputs for throughput benchmarks: drawn 1024×768 schematics (with a tag to OCR) and
+    rotated scikit-image sample photos, alternating. Deterministic."""
+    import io
+
+    from PIL import Image, ImageDraw
+    from skimage import data as sk
+
+    arrays = [getattr(sk, photo)() for photo in photos]
+    out = []
+    for i in range(n):
+        if i % 2:
+            im = Image.fromarray(arrays[i % len(arrays)]).rotate(i * 7)
+        else:
+            im = Image.new("RGB", (1024, 768), "white")
+            draw = ImageDraw.Draw(im)
+            draw.rectangle((100 + i, 200, 700, 500), outline="black", width=4)
+            draw.text((120, 220), f"DISCHARGE VALVE V-0{i % 9}", fill="black")
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, "JPEG", quality=85)
+        out.append((name.format(i=i), buf.getvalue()))
+    return out
