@@ -6,6 +6,7 @@ import json
 import time
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from edgerag.errors import ConfigError
@@ -16,6 +17,7 @@ from edgerag.fleet.router import merge
 from edgerag.fleet.sharding import assign, replicas_for, shard_for
 from edgerag.fleet.shardmap import FleetConfig
 from edgerag.fleet.status import judge, render
+from edgerag.retrieval.fusion import fuse
 
 
 def test_shard_for_is_stable_and_balanced() -> None:
@@ -66,16 +68,40 @@ def _hit(key: int, score: float) -> dict:
     return {"key": key, "score": score, "id": str(key), "doc_id": str(key), "text": ""}
 
 
-def test_merge_by_score_and_global_rrf() -> None:
+def test_merge_by_score_and_hybrid_fused_like_one_node() -> None:
     parts = [{"hits": [_hit(1, 0.9), _hit(2, 0.5)]}, {"hits": [_hit(3, 0.7), _hit(4, 0.1)]}]
     assert [h["key"] for h in merge(parts, 3, "dense")] == [1, 3, 2]
-    hybrid = [
-        {"dense": [_hit(1, 0.9)], "bm25": [_hit(2, 5.0)]},
-        {"dense": [_hit(2, 0.8)], "bm25": [_hit(1, 1.0)]},
+    # Two shards' unfused lists: the router must fuse them as one node fuses the same lists
+    # merged (each list's global top n), with the same function and weights.
+    rng = np.random.default_rng(5)
+    keys = list(range(40))
+    dense = {key: float(s) for key, s in zip(keys, rng.uniform(0.1, 0.9, 40), strict=True)}
+    bm25 = {key: float(s) for key, s in zip(keys[::2], rng.uniform(1, 12, 20), strict=True)}
+    n, k = 10, 5
+
+    def top(scores: dict[int, float], where: set[int], m: int) -> list[tuple[int, float]]:
+        return sorted(((q, s) for q, s in scores.items() if q in where), key=lambda x: -x[1])[:m]
+
+    shards = [set(keys[:17]), set(keys[17:])]
+    parts = [
+        {
+            "rankings": {"dense": top(dense, keys_s, n), "bm25": top(bm25, keys_s, n)},
+            "rows": {str(q): _hit(q, 0.0) for q in keys_s},
+            "n": n,
+        }
+        for keys_s in shards
     ]
-    fused = merge(hybrid, 2, "hybrid")
-    assert {h["key"] for h in fused} == {1, 2}
-    assert set(fused[0]["scores"]) == {"dense", "bm25", "rrf"}
+    whole = {"dense": top(dense, set(keys), n), "bm25": top(bm25, set(keys), n)}
+    expected, label = fuse(whole, n)
+    got = merge(parts, k, "hybrid")
+    assert [(h["key"], h["score"]) for h in got] == [(q, round(s, 6)) for q, s in expected[:k]]
+    assert label == "fused" and all(h["scores"]["fused"] == h["score"] for h in got)
+    assert all("dense" in h["scores"] or "bm25" in h["scores"] for h in got)
+    # a replica still answering in the old shape (hit lists per signal) merges the same way
+    old = [
+        {name: [_hit(q, s) for q, s in r] for name, r in part["rankings"].items()} for part in parts
+    ]
+    assert [h["key"] for h in merge(old, k, "hybrid")] == [h["key"] for h in got]
 
 
 def _heartbeat(node: str, shards: dict[int, str], lag: float = 0.0, drift: float = 0.0) -> dict:

@@ -33,7 +33,7 @@ from edgerag.errors import ConfigError
 from edgerag.fleet.nats import SEARCH_QUEUE, Names
 from edgerag.fleet.sharding import shard_for
 from edgerag.fleet.shardmap import SERVING
-from edgerag.retrieval.fusion import reciprocal_rank_fusion
+from edgerag.retrieval.fusion import fuse
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from edgerag.engine import Engine
     from edgerag.fleet.replication import Replicator
     from edgerag.fleet.shardmap import FleetView
+    from edgerag.types import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -75,25 +76,45 @@ def _by_score(hits: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda h: (-h["score"], h["key"]))[:limit]
 
 
-def merge(
-    parts: list[dict[str, Any]], k: int, mode: str, candidates: int = 50, rrf_k: int = 60
-) -> list[dict[str, Any]]:
-    """Merge per-shard answers: by score, or (hybrid) by global RRF over merged components."""
+def merge(parts: list[dict[str, Any]], k: int, mode: str) -> list[dict[str, Any]]:
+    """Merge per-shard answers: by score, or (hybrid) each signal's lists merged across shards
+    and fused by the same :func:`fuse` one node uses, so a fleet ranks like one node holding
+    all the data (up to BM25 statistics, which are per shard)."""
     if mode != "hybrid":
         return _by_score([h for p in parts for h in p["hits"]], k)
-    dense = _by_score([h for p in parts for h in p["dense"]], candidates)
-    bm25 = _by_score([h for p in parts for h in p["bm25"]], candidates)
-    rows = {h["key"]: dict(h) for h in bm25 + dense}
-    lists = [[(h["key"], h["score"]) for h in dense], [(h["key"], h["score"]) for h in bm25]]
-    components = {"dense": dict(lists[0]), "bm25": dict(lists[1])}
+    lists: dict[str, list[tuple[int, float]]] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    n = k
+    for part in map(_as_candidates, parts):
+        n = max(n, int(part.get("n", k)))
+        for name, ranking in part["rankings"].items():
+            lists.setdefault(name, []).extend((int(key), float(s)) for key, s in ranking)
+        rows.update((int(key), hit) for key, hit in part["rows"].items())
+    merged = {name: sorted(r, key=lambda ks: (-ks[1], ks[0]))[:n] for name, r in lists.items()}
+    fused, label = fuse(merged, n)
+    components = {name: dict(r) for name, r in merged.items()}
     out = []
-    for key, score in reciprocal_rank_fusion(lists, limit=k, k=rrf_k):
-        hit = rows[key]
-        comps = {name: c[key] for name, c in components.items() if key in c}
-        hit["scores"] = {**comps, "rrf": round(score, 6)}
-        hit["score"] = round(score, 6)
+    for key, score in fused[:k]:
+        hit = dict(rows[key])
+        scores = {name: round(c[key], 6) for name, c in components.items() if key in c}
+        if label:
+            scores[label] = round(score, 6)
+        hit["scores"], hit["score"] = scores, round(score, 6)
         out.append(hit)
     return out
+
+
+def _as_candidates(part: dict[str, Any]) -> dict[str, Any]:
+    """A replica's hybrid answer as ranked lists + rows; replicas from before the shared
+    fusion answer with fused-ready hit lists per signal ("dense", "bm25")."""
+    if "rankings" in part:
+        return part
+    hits = {name: part.get(name, []) for name in ("dense", "bm25")}
+    return {
+        "rankings": {name: [(h["key"], h["score"]) for h in hs] for name, hs in hits.items()},
+        "rows": {h["key"]: h for hs in hits.values() for h in hs},
+        "n": max(map(len, hits.values())),
+    }
 
 
 class Router:
@@ -332,11 +353,14 @@ class Responder:
 
     def _search(self, shard: int, req: dict[str, Any]) -> dict[str, Any]:
         k, mode, filters = int(req["k"]), req["mode"], req.get("filters") or None
+        self.engine.follow()  # see every op this process's engine has stored
         if mode == "hybrid":
             n = max(k, self.engine.config.candidates)
+            rankings, rows = self._shard_candidates(shard, req["q"], n, filters)
             return {
-                "dense": self._shard_hits(shard, req["q"], n, "dense", filters),
-                "bm25": self._shard_hits(shard, req["q"], n, "bm25", filters),
+                "rankings": {name: [[key, s] for key, s in r] for name, r in rankings.items()},
+                "rows": {str(key): hit.to_dict() for key, hit in rows.items()},
+                "n": n,
             }
         return {"hits": self._shard_hits(shard, req["q"], k, mode, filters)}
 
@@ -355,18 +379,43 @@ class Responder:
         mine = [h for h in hits if shard_for(h.doc_id, self.shards) == shard]
         if len(mine) >= k or len(hits) < wide:
             return [h.to_dict() for h in mine[:k]]
-        docs = self._shard_doc_ids(shard)
-        if not docs:
+        scoped = self._scoped_to(shard, filters)
+        if scoped is None:
             return []
+        return [h.to_dict() for h in self.engine.search(query, k, scoped, mode).hits]
+
+    def _shard_candidates(
+        self, shard: int, query: str, n: int, filters: dict[str, Any] | None
+    ) -> tuple[dict[str, list[tuple[int, float]]], dict[int, Hit]]:
+        """Each signal's top ``n`` within ``shard``, as in :meth:`_shard_hits`: over-fetch and
+        keep the shard's keys on a node holding several shards; exact doc filter if short."""
+        retriever = self.engine.retriever
+        held = self.held()
+        if held == [shard]:
+            return retriever.candidates(query, n, filters)
+        wide = min(n * max(len(held), 1) * 2, 1000)
+        rankings, rows = retriever.candidates(query, wide, filters)
+        mine = {k: h for k, h in rows.items() if shard_for(h.doc_id, self.shards) == shard}
+        kept = {name: [(k, s) for k, s in r if k in mine][:n] for name, r in rankings.items()}
+        if all(len(kept[name]) >= n or len(r) < wide for name, r in rankings.items()):
+            return kept, {k: mine[k] for r in kept.values() for k, _ in r}
+        scoped = self._scoped_to(shard, filters)
+        if scoped is None:
+            return {}, {}
+        return retriever.candidates(query, n, scoped)
+
+    def _scoped_to(self, shard: int, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``filters`` narrowed to the shard's documents; None when that leaves none."""
+        docs = self._shard_doc_ids(shard)
         scoped = dict(filters or {})
         if "doc_id" in scoped:
             given = scoped["doc_id"]
             wanted = set(given if isinstance(given, list) else [given])
             docs = [d for d in docs if d in wanted]
-            if not docs:
-                return []
+        if not docs:
+            return None
         scoped["doc_id"] = docs
-        return [h.to_dict() for h in self.engine.search(query, k, scoped, mode).hits]
+        return scoped
 
     def _shard_doc_ids(self, shard: int) -> list[str]:
         from edgerag.fleet.drift import shard_documents

@@ -142,3 +142,17 @@ def weighted_fusion(
             scores.setdefault(key, 0.0)
     fused = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return fused[:limit]
+
+
+def fuse(
+    rankings: Mapping[str, RankedList], n: int, method: str = "weighted", rrf_k: int = 60
+) -> tuple[list[tuple[int, float]], str]:
+    """The fusion step of a query, shared by one node's retriever and the fleet's router (so a
+    fleet ranks like one node holding all the data): the first ``n`` fused candidates and the
+    name of the fused score ("fused", "rrf", or "" when there was one list and nothing to fuse).
+    """
+    if len(rankings) <= 1:
+        return list(next(iter(rankings.values()), []))[:n], ""
+    if method == "rrf":
+        return reciprocal_rank_fusion(list(rankings.values()), limit=n, k=rrf_k), "rrf"
+    return weighted_fusion(rankings, default_weights(), limit=n), "fused"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgerag.retrieval.filters import Filters
-from edgerag.retrieval.fusion import default_weights, reciprocal_rank_fusion, weighted_fusion
+from edgerag.retrieval.fusion import fuse
 from edgerag.retrieval.query import IMAGE_MIN_SIM, IMAGETEXT, EncodedQuery, encode_query
 from edgerag.retrieval.text_query import fts_match
 from edgerag.types import Hit, Query, SearchResponse
@@ -117,6 +117,17 @@ class Retriever:
         rankings, _ = self._rank(encoded, mode, "early", n, filters, allowed, _Timer())
         return rankings
 
+    def candidates(
+        self, query: Query | str, n: int, filters: Filters | None = None, mode: str = "hybrid"
+    ) -> tuple[dict[str, list[tuple[int, float]]], dict[int, Hit]]:
+        """Each signal's ranked list, unfused, and a hit for every key in them: what a fleet
+        replica sends the router, which fuses all shards' lists as one node would
+        (:func:`~edgerag.retrieval.fusion.fuse`). Keys deleted meanwhile are dropped."""
+        rankings = self.rankings(Query.of(query), n, filters, mode)
+        rows = self.engine.store.items(sorted({key for r in rankings.values() for key, _ in r}))
+        kept = {name: [(key, s) for key, s in r if key in rows] for name, r in rankings.items()}
+        return kept, {key: _hit(row, 0.0, {}) for key, row in rows.items()}
+
     def _rank(
         self,
         encoded: EncodedQuery,
@@ -173,16 +184,8 @@ class Retriever:
     def _fuse(
         self, rankings: dict[str, list[tuple[int, float]]], n: int
     ) -> tuple[list[tuple[int, float]], str]:
-        """Merge the ranked lists: fitted weighted score fusion (default) or RRF."""
-        if len(rankings) <= 1:
-            return next(iter(rankings.values()), [])[:n], ""
-        method = getattr(self.engine.config, "rank_fusion", "weighted")
-        if method == "rrf":
-            fused = reciprocal_rank_fusion(
-                list(rankings.values()), limit=n, k=self.engine.config.rrf_k
-            )
-            return fused, "rrf"
-        return weighted_fusion(rankings, default_weights(), limit=n), "fused"
+        config = self.engine.config
+        return fuse(rankings, n, getattr(config, "rank_fusion", "weighted"), config.rrf_k)
 
     def _hydrate_top(
         self,
