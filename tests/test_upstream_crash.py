@@ -23,6 +23,9 @@ pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed")
 EDGERAG = shutil.which("edgerag", path=str(Path(sys.executable).parent)) or "edgerag"
 
 
+DOCS_PER_ROUND = 24  # enough op-log rows that a kill can land well before the round is shipped
+
+
 def write_round(engine: Engine, rng: random.Random, round_no: int) -> None:
     """New documents, a changed one, a deleted one: every kind of op the sink ships."""
     pairs = [
@@ -30,7 +33,7 @@ def write_round(engine: Engine, rng: random.Random, round_no: int) -> None:
             f"r{round_no}-{i}.txt",
             f"round {round_no} doc {i} " + "pump valve seal " * rng.randint(5, 400),
         )
-        for i in range(8)
+        for i in range(DOCS_PER_ROUND)
     ]
     engine.ingest([(name, text.encode()) for name, text in pairs])
     docs = [d["doc_id"] for d in engine.documents(limit=10_000)]
@@ -61,13 +64,16 @@ def test_twenty_random_kills_then_upstream_equals_store(tmp_path):
     for round_no in range(1, 21):
         write_round(engine, rng, round_no)
         before = shipped(state)
+        # Kill at a random point in the first half of the round's rows: progress-based, not
+        # time-based, so a fast machine that ships a round in milliseconds still gets killed
+        # mid-stream (a time-based kill on CI landed after the round was done 11 times of 20).
+        kill_at = before + rng.randint(1, max(1, (engine.store.last_lsn() - before) // 2))
         worker.stdin.write("run\n")
         worker.stdin.flush()
         pid = int(worker.stdout.readline().split()[1])  # a fresh sink process
         deadline = time.monotonic() + 60
-        while shipped(state) == before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.15))  # land somewhere inside the shipping
+        while shipped(state) < kill_at and time.monotonic() < deadline:
+            time.sleep(0.002)
         os.kill(pid, signal.SIGKILL)
         status = int(worker.stdout.readline().split()[1])
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
