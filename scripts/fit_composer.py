@@ -14,6 +14,11 @@ src/edgerag/generation/composer_weights.json unless --dry-run; test rates are pr
 used for choosing.
 
     PYTHONPATH=src .venv/bin/python scripts/fit_composer.py [--seed 16] [--dry-run]
+
+``--units late`` scores with unit vectors computed the way ingest stores them (late chunking:
+pooled from each source chunk's own forward pass, int8), cached per source in
+``composer-late-units-SEED.pkl``; the default ``encoded`` encodes each unit's text on its own
+(the query-time fallback). ``--eval-only`` skips the fit and reports the shipped weights.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from edgerag.generation.extractive import (
     ComposerWeights,
     ExtractiveGenerator,
 )
+from edgerag.generation.unit_vectors import encode_items
 
 SETS = ("perlfaq", "zaragoza", "kx40-tables")
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -91,7 +97,40 @@ def gather(bench, seed: int) -> list[dict]:
     return out
 
 
-def rates(bench, rows: list[dict], generator: ExtractiveGenerator, encoder) -> dict[str, float]:
+class LateUnits:
+    """The unit vectors ingest stores for each source (late chunking, int8), by item key: a
+    ``Lookup`` for the composer, computed once per source and kept on disk."""
+
+    def __init__(self, path, rows: list[dict], encoder, mode: str = "late") -> None:
+        from edgerag.ingest.structure import context_text
+        from edgerag.store.ops import ItemRecord
+
+        memo = pickle.loads(path.read_bytes()) if path.exists() else {}
+        hits = {h.key: h for r in rows for h in r["hits"] if h.key not in memo}
+        for hit in hits.values():
+            item = ItemRecord(
+                hit.key, hit.id, 0, hit.modality, hit.text, hit.page, hit.char_start,
+                hit.char_end, metadata=hit.metadata,
+            )  # fmt: skip
+            _, units = encode_items(encoder, [item], [context_text(hit.text, hit.metadata)], mode)
+            memo[hit.key] = {} if units is None else {
+                (int(k), int(p)): (int(c), codes.astype(np.float32) * s)
+                for k, p, c, s, codes in zip(
+                    units.keys, units.positions, units.checks, units.scales, units.codes,
+                    strict=True,
+                )
+            }  # fmt: skip
+        if hits:
+            path.write_bytes(pickle.dumps(memo))
+        self.memo = memo
+
+    def __call__(self, keys):
+        return {kp: row for k in set(keys) for kp, row in self.memo.get(k, {}).items()}
+
+
+def rates(
+    bench, rows: list[dict], generator: ExtractiveGenerator, encoder, stored=None
+) -> dict[str, float]:
     """Gold rate per set, the gold unit's reciprocal rank per set ("<set> mrr"), and the
     not-found rate ("refused")."""
     ok = dict.fromkeys(SETS, 0.0)
@@ -100,7 +139,7 @@ def rates(bench, rows: list[dict], generator: ExtractiveGenerator, encoder) -> d
     refused = 0
     for row in rows:
         check = bench.contains_fact if row["set"] == "kx40-tables" else bench.contains_gold
-        ranked = generator.ranked(row["question"], row["hits"], encoder, row["qvec"])
+        ranked = generator.ranked(row["question"], row["hits"], encoder, row["qvec"], stored)
         picked = generator._pick(ranked, 5) if ranked else []
         answer = " ".join(f"{c.text} [{c.source}]" for c in picked) or NOT_FOUND
         ok[row["set"]] += check(answer, row["gold"])
@@ -139,11 +178,37 @@ def fit(
     return best
 
 
+def evaluate(bench, rows: list[dict], encoder, stored, label: str) -> None:
+    """Gold rate per set, over all questions and "not found", shipped weights, dev and test."""
+    print(
+        f"| unit vectors | split | {' | '.join(SETS)} | all questions | mean of sets | not found |"
+    )
+    print("|---|---|" + "---:|" * (len(SETS) + 3))
+    generator = ExtractiveGenerator(weights=ComposerWeights.fitted())
+    for part in ("dev", "test"):
+        subset = [r for r in rows if r["split"] == part]
+        r = rates(bench, subset, generator, encoder, stored)
+        counts = {s: sum(x["set"] == s for x in subset) for s in SETS}
+        overall = sum(r[s] * counts[s] for s in SETS) / len(subset)
+        mean = sum(r[s] for s in SETS) / len(SETS)
+        cells = " | ".join(f"{r[s]:.3f}" for s in SETS)
+        print(f"| {label} | {part} | {cells} | {overall:.3f} | {mean:.3f} | {r['refused']:.3f} |")
+    encoder.save()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the JSON")
     parser.add_argument("--regather", action="store_true", help="ask the questions again")
+    parser.add_argument(
+        "--units",
+        choices=("encoded", "late", "separate"),
+        default="encoded",
+        help="unit vectors: encoded at query time (f32), or as ingest stores them (int8): "
+        "late-chunked or separately encoded",
+    )
+    parser.add_argument("--eval-only", action="store_true", help="report the shipped weights")
     parser.add_argument(
         "--no-unit-vectors",
         action="store_true",
@@ -165,6 +230,15 @@ def main() -> None:
     with Engine.open(CACHE / "fit-faq") as engine:  # the same MiniLM encodes both collections
         cached_vectors = CachedEncoder(CACHE / "composer-unit-vectors.pkl", engine.encoder)
         encoder = None if args.no_unit_vectors else cached_vectors
+        if args.units != "encoded":
+            path = CACHE / f"composer-{args.units}-units-{args.seed}.pkl"
+            stored = LateUnits(path, rows, engine.encoder, args.units)
+            print(f"{args.units} unit vectors ready {time.perf_counter() - t0:.0f}s", flush=True)
+        else:
+            stored = None
+        if args.eval_only:
+            evaluate(bench, rows, cached_vectors, stored, args.units)
+            return
         dev = [r for r in rows if r["split"] == "dev"]
         test = [r for r in rows if r["split"] == "test"]
         hand = ComposerWeights()
