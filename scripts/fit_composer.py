@@ -128,6 +128,53 @@ class LateUnits:
         return {kp: row for k in set(keys) for kp, row in self.memo.get(k, {}).items()}
 
 
+DEMO_DB = CACHE / "units-demo"
+
+
+def gather_demo(path) -> list[dict]:
+    """The demo's 7 questions (demo/questions.txt) with their sources through the real ask
+    path, on the demo collection built by this code (its stored unit vectors included), kept
+    on disk: ``demo_passes`` then checks a weight setting against them with no encoding."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    from edgerag import Engine
+    from edgerag.answer import _prepare, _unit_lookup
+    from edgerag.cli.demo import parse_questions
+
+    demo = ROOT / "demo"
+    out = []
+    with Engine.open(DEMO_DB) as engine:
+        engine.ingest([demo / "corpus", demo / "media"])
+        for q in parse_questions(demo / "questions.txt"):
+            ctx = _prepare(engine, q.query(), 5, None, "hybrid", None)
+            lookup = _unit_lookup(engine, engine.encoder)
+            hits = ctx.prompt.sources
+            out.append(
+                {
+                    "question": ctx.prompt.question,
+                    "expected": q.expected,
+                    "hits": hits,
+                    "qvec": ctx.query_vector,
+                    "stored": lookup([h.key for h in hits]) if lookup else {},
+                }
+            )
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def demo_passes(demo: list[dict], generator: ExtractiveGenerator, encoder, late: bool) -> int:
+    """How many of the demo's checks the composer passes on the cached sources (``late``:
+    with the collection's stored unit vectors, else units encoded at query time)."""
+    import re
+
+    passed = 0
+    for row in demo:
+        stored = (lambda keys, row=row: row["stored"]) if late else None
+        answer = generator.compose(row["question"], row["hits"], encoder, row["qvec"], 5, stored)
+        passed += bool(re.search(row["expected"], answer, re.I))
+    return passed
+
+
 def rates(
     bench, rows: list[dict], generator: ExtractiveGenerator, encoder, stored=None
 ) -> dict[str, float]:
@@ -236,8 +283,13 @@ def main() -> None:
             print(f"{args.units} unit vectors ready {time.perf_counter() - t0:.0f}s", flush=True)
         else:
             stored = None
+        demo = gather_demo(CACHE / "composer-demo-sources.pkl")
         if args.eval_only:
             evaluate(bench, rows, cached_vectors, stored, args.units)
+            generator = ExtractiveGenerator(weights=ComposerWeights.fitted())
+            print(
+                f"demo checks: {demo_passes(demo, generator, cached_vectors, stored is not None)}/7"
+            )
             return
         dev = [r for r in rows if r["split"] == "dev"]
         test = [r for r in rows if r["split"] == "test"]

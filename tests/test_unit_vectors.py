@@ -166,3 +166,30 @@ def test_the_composer_reads_stored_vectors_and_encodes_only_what_has_none(
     counting.texts = 0
     composer.ranked(question, hits, counting, qvec, stale)
     assert counting.texts == len(with_stored)
+
+
+def test_check_reports_missing_unit_vectors_and_repair_recomputes(tmp_path) -> None:
+    from edgerag.check import check_collection
+
+    path = tmp_path / "c"
+    with Engine.open(path, FAST) as eng:
+        eng.ingest([("manual.md", MANUAL.encode()), ("b.md", b"# B\n\nDrain the casing first.\n")])
+        keys = eng.store.doc_keys("manual.md")
+        before = eng.store.unit_vectors(keys)
+    assert check_collection(path).ok
+    with Engine.open(path, FAST) as eng:  # lose two of them (a replica of an old node's ops)
+        with eng.store._write_lock:
+            eng.store._writer.execute(
+                "DELETE FROM unit_vectors WHERE (key, position) IN"
+                " (SELECT key, position FROM unit_vectors LIMIT 2)"
+            )
+    report = check_collection(path)
+    assert not report.ok and "unit vectors: 2 missing" in " ".join(report.problems)
+    report = check_collection(path, repair=True)
+    assert report.ok and report.repaired
+    with Engine.open(path, FAST) as eng:
+        after = eng.store.unit_vectors(keys)
+    assert after.keys() == before.keys()
+    for kp, (check, vector) in before.items():
+        assert after[kp][0] == check
+        np.testing.assert_allclose(after[kp][1], vector, atol=1e-6)

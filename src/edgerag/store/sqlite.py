@@ -368,6 +368,14 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
 
+    def prune_units(self) -> int:
+        """Drop unit vectors whose item is gone (``edgerag check --repair``)."""
+        with self._write_lock:
+            cur = self._writer.execute(
+                "DELETE FROM unit_vectors WHERE key NOT IN (SELECT key FROM items)"
+            )
+            return int(cur.rowcount)
+
     def unit_vectors(
         self, keys: Sequence[int], encoder: str | None = None, version: str | None = None
     ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
