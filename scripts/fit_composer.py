@@ -41,6 +41,14 @@ from edgerag.generation.extractive import (
 from edgerag.generation.unit_vectors import encode_items
 
 SETS = ("perlfaq", "zaragoza", "kx40-tables")
+# --min-cosine sets the stored (late) vectors' support threshold for every composer
+MIN_COSINE = [ExtractiveGenerator().min_stored_cosine]
+
+
+def composer(weights: ComposerWeights) -> ExtractiveGenerator:
+    return ExtractiveGenerator(weights=weights, min_stored_cosine=MIN_COSINE[0])
+
+
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 FITTED = [f.name for f in fields(ComposerWeights) if f.name != "when"]
 
@@ -230,7 +238,7 @@ def fit(
     score = score or objective
 
     def value(weights: ComposerWeights) -> float:
-        r = rates(bench, dev, ExtractiveGenerator(weights=weights), encoder, stored)
+        r = rates(bench, dev, composer(weights), encoder, stored)
         return score(r, counts) if score is not objective else objective(r)
 
     best = start
@@ -280,7 +288,7 @@ def thresholds(bench, rows, outside, demo, encoder, stored, late: bool) -> None:
     print("|---:|---:|---:|---:|---:|")
     weights = ComposerWeights.fitted()
     for value in (0.3, 0.35, 0.38, 0.4, 0.42, 0.45):
-        generator = ExtractiveGenerator(weights=weights, min_cosine=value)
+        generator = ExtractiveGenerator(weights=weights, min_cosine=value, min_stored_cosine=value)
         r = rates(bench, dev, generator, encoder, stored)
         gold = sum(r[s] * counts[s] for s in SETS) / len(dev)
         refused = sum(
@@ -297,7 +305,7 @@ def evaluate(bench, rows: list[dict], encoder, stored, label: str) -> None:
         f"| unit vectors | split | {' | '.join(SETS)} | all questions | mean of sets | not found |"
     )
     print("|---|---|" + "---:|" * (len(SETS) + 3))
-    generator = ExtractiveGenerator(weights=ComposerWeights.fitted())
+    generator = composer(ComposerWeights.fitted())
     for part in ("dev", "test"):
         subset = [r for r in rows if r["split"] == part]
         r = rates(bench, subset, generator, encoder, stored)
@@ -323,6 +331,9 @@ def main() -> None:
     )
     parser.add_argument("--eval-only", action="store_true", help="report the shipped weights")
     parser.add_argument(
+        "--min-cosine", type=float, default=None, help="the composer's support test"
+    )
+    parser.add_argument(
         "--thresholds", action="store_true", help="measure the not-found threshold min_cosine"
     )
     parser.add_argument(
@@ -343,6 +354,8 @@ def main() -> None:
         "reads the source's cosine)",
     )
     args = parser.parse_args()
+    if args.min_cosine is not None:
+        MIN_COSINE[0] = args.min_cosine
     t0 = time.perf_counter()
     bench = _bench()
     cached = CACHE / f"composer-sources-{args.seed}.pkl"
@@ -373,7 +386,7 @@ def main() -> None:
             return
         if args.eval_only:
             evaluate(bench, rows, cached_vectors, stored, args.units)
-            generator = ExtractiveGenerator(weights=ComposerWeights.fitted())
+            generator = composer(ComposerWeights.fitted())
             print(
                 f"demo checks: {demo_passes(demo, generator, cached_vectors, stored is not None)}/7"
             )
@@ -387,14 +400,14 @@ def main() -> None:
         late = stored is not None
 
         def allowed(weights: ComposerWeights) -> bool:
-            return demo_passes(demo, ExtractiveGenerator(weights=weights), encoder, late) == 7
+            return demo_passes(demo, composer(weights), encoder, late) == 7
 
         chosen = fit(
             bench, dev, encoder, start, names, stored,
             all_questions if args.objective == "all" else None,
             allowed if args.demo_constraint else None,
         )  # fmt: skip
-        fitted_demo = demo_passes(demo, ExtractiveGenerator(weights=chosen), encoder, late)
+        fitted_demo = demo_passes(demo, composer(chosen), encoder, late)
         print(f"demo checks with the fitted weights: {fitted_demo}/7")
         cached_vectors.save()
         table = [
@@ -407,7 +420,7 @@ def main() -> None:
             ("fitted" + (", no unit vectors" if args.no_unit_vectors else ""), chosen, encoder),
         ):
             for part, subset in (("dev", dev), ("test", test)):
-                r = rates(bench, subset, ExtractiveGenerator(weights=weights), enc, stored)
+                r = rates(bench, subset, composer(weights), enc, stored)
                 counts = {s: sum(x["set"] == s for x in subset) for s in SETS}
                 overall = sum(r[s] * counts[s] for s in SETS) / len(subset)
                 cells = " | ".join(f"{r[s]:.3f}" for s in SETS)

@@ -157,6 +157,8 @@ def test_the_composer_reads_stored_vectors_and_encodes_only_what_has_none(
     assert counting.texts == 0 and with_stored
     encoded = composer.ranked(question, hits, counting, qvec)
     assert counting.texts == len(encoded)
+    # the support test knows which cosines came from stored (late) vectors
+    assert all(c.stored for c in with_stored) and not any(c.stored for c in encoded)
     # the stored vectors are the same units' (int8): same cosines up to quantization
     by_text = {c.text: c.cosine for c in encoded}
     for cand in with_stored:

@@ -134,6 +134,7 @@ class Candidate:
     lead: bool = False
     score: float = 0.0
     key: int | None = None  # the source item's key (its stored unit vectors)
+    stored: bool = False  # its cosine came from a unit vector stored at ingest
 
 
 WEIGHTS_FILE = Path(__file__).with_name("composer_weights.json")
@@ -179,6 +180,9 @@ class ExtractiveGenerator(Generator):
         min_cosine: ...or a unit cosine at least this high (or, without an encoder, its
             source's cosine), to count as support. Measured on perlfaq/Zaragoza questions asked
             against the other set's answers (out of domain) and against their own.
+        min_stored_cosine: the same for a unit vector stored at ingest (late-chunked: pooled
+            in its chunk's context, its cosines to a question run lower than a unit encoded
+            alone). Both measured with ``scripts/fit_composer.py --thresholds``.
         keep_ratio: further units must score at least this fraction of the best one.
         weights: score weights (see :class:`ComposerWeights`).
         unit_sources: units are taken from this many top sources.
@@ -193,6 +197,7 @@ class ExtractiveGenerator(Generator):
         max_chars: int = 700,
         min_coverage: float = 0.5,
         min_cosine: float = 0.45,
+        min_stored_cosine: float = 0.40,
         keep_ratio: float = 0.8,
         weights: ComposerWeights | None = None,
         max_sentences: int | None = None,
@@ -203,6 +208,7 @@ class ExtractiveGenerator(Generator):
         self.max_chars = max_chars
         self.min_coverage = min_coverage
         self.min_cosine = min_cosine
+        self.min_stored_cosine = min_stored_cosine
         self.keep_ratio = keep_ratio
         self.weights = weights or _fitted_weights()
         self.unit_sources = unit_sources
@@ -274,7 +280,9 @@ class ExtractiveGenerator(Generator):
         # The question is answerable when some unit is close in meaning, covers its terms, or
         # names every identifier it asks about ("What does E-103 indicate?" → E-103's row).
         if not any(
-            c.coverage >= self.min_coverage or c.cosine >= self.min_cosine or c.entity >= 1.0
+            c.coverage >= self.min_coverage
+            or c.cosine >= (self.min_stored_cosine if c.stored else self.min_cosine)
+            or c.entity >= 1.0
             for c in candidates
         ):
             return []
@@ -450,6 +458,8 @@ def _unit_cosines(
     if encoder is None:
         return None
     found = _stored_vectors(candidates, stored)
+    for cand, vector in zip(candidates, found, strict=True):
+        cand.stored = vector is not None
     missing = [i for i, v in enumerate(found) if v is None]
     texts = [candidates[i].text for i in missing]
     if query_vector is None:
