@@ -183,6 +183,24 @@ def demo_passes(demo: list[dict], generator: ExtractiveGenerator, encoder, late:
     return passed
 
 
+def composer_tests_pass(weights: ComposerWeights) -> bool:
+    """tests/test_composer.py passes with ``weights`` as the composer's default (its cases run
+    without an encoder: the weights must not need the unit cosine to pick rows and entries)."""
+    import pytest
+
+    from edgerag.generation import extractive
+
+    saved = list(extractive._FITTED)
+    extractive._FITTED[:] = [weights]
+    try:
+        code = pytest.main(
+            ["-q", "-x", "-p", "no:cacheprovider", str(ROOT / "tests/test_composer.py")]
+        )
+    finally:
+        extractive._FITTED[:] = saved
+    return code == 0
+
+
 def rates(
     bench, rows: list[dict], generator: ExtractiveGenerator, encoder, stored=None
 ) -> dict[str, float]:
@@ -333,6 +351,12 @@ def main() -> None:
     parser.add_argument(
         "--min-cosine", type=float, default=None, help="the composer's support test"
     )
+    parser.add_argument("--start", default=None, help="weights JSON to start the ascent from")
+    parser.add_argument(
+        "--with-tests",
+        action="store_true",
+        help="with --demo-constraint: tests/test_composer.py must pass too",
+    )
     parser.add_argument(
         "--thresholds", action="store_true", help="measure the not-found threshold min_cosine"
     )
@@ -396,11 +420,13 @@ def main() -> None:
         hand = ComposerWeights()
         names = [n for n in FITTED if not (args.no_unit_vectors and n == "cosine")]
         start = replace(hand, cosine=0.0) if args.no_unit_vectors else hand
-        start = ComposerWeights.fitted() if args.demo_constraint else start
+        start = ComposerWeights.fitted(args.start) if args.start else start
         late = stored is not None
 
         def allowed(weights: ComposerWeights) -> bool:
-            return demo_passes(demo, composer(weights), encoder, late) == 7
+            if demo_passes(demo, composer(weights), encoder, late) != 7:
+                return False
+            return not args.with_tests or composer_tests_pass(weights)
 
         chosen = fit(
             bench, dev, encoder, start, names, stored,

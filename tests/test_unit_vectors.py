@@ -195,3 +195,17 @@ def test_check_reports_missing_unit_vectors_and_repair_recomputes(tmp_path) -> N
     for kp, (check, vector) in before.items():
         assert after[kp][0] == check
         np.testing.assert_allclose(after[kp][1], vector, atol=1e-6)
+
+
+def test_an_encoder_change_recomputes_the_unit_vectors(tmp_path) -> None:
+    path = tmp_path / "c"
+    with Engine.open(path, FAST) as eng:
+        eng.ingest([("manual.md", MANUAL.encode())])
+
+    class HashV2(HashEncoder):
+        version = "2"
+
+    with Engine.open(path, FAST, encoder=HashV2()) as eng:
+        keys = eng.store.doc_keys("manual.md")
+        assert len(eng.store.unit_vectors(keys, "hash", "2")) == 4
+        assert eng.store.unit_vectors(keys, "hash", "1") == {}

@@ -265,6 +265,9 @@ class ExtractiveGenerator(Generator):
         if _ASKS_ONLY_ACTION.search(question):
             instructions = [c for c in candidates if _IMPERATIVE.search(c.text)]
             candidates = instructions or candidates
+        if _ASKS_PART.search(question):  # likewise, a part number is answered by one
+            numbered = [c for c in candidates if _PART.search(c.text)]
+            candidates = numbered or candidates
         candidates.sort(key=lambda c: -c.score)
         candidates = candidates[: self.max_encoded]
         if not candidates:
@@ -304,6 +307,7 @@ class ExtractiveGenerator(Generator):
         asks_action = bool(_ASKS_ACTION.search(question))
         predicate = _asked_predicate(question)
         hit_ids = [_ids_of(h.text) for h in sources[: self.unit_sources]]
+        logs = {c.source for c in candidates if is_log_entry(c.text)}
         for cand, terms in zip(candidates, term_sets, strict=True):
             cand.coverage = sum(x for t, x in weights.items() if t in terms) / total if total else 0
             ids = _ids_of(f"{cand.context} {cand.text}")
@@ -320,17 +324,17 @@ class ExtractiveGenerator(Generator):
             if asked_when:
                 cand.when = when.agreement(asked_when, when.read(f"{cand.context} {cand.text}"))
             source_cos = _cosine(sources[cand.source - 1]) or 0.0
-            # Prose states its answer first (an FAQ answer, a section); log entries are ordered
-            # by time, which says nothing about the answer.
-            entry = is_log_entry(cand.text)
+            # Prose states its answer first (an FAQ answer, a section); a log's entries are
+            # ordered by time and its first line is its title: no position or lead credit there.
+            prose = cand.source not in logs
             cand.score = (
                 w.coverage * cand.coverage
                 + w.entity * cand.entity
                 + w.answer_type * typed
                 + w.source * source_cos
                 + w.rank / (1.0 + 0.5 * (cand.source - 1))
-                + (w.position / (1.0 + cand.position)) * (not entry)
-                + w.lead * cand.lead * (cand.kind == "sentence" and not entry)
+                + (w.position / (1.0 + cand.position)) * prose
+                + w.lead * cand.lead * (cand.kind == "sentence" and prose)
                 + w.when * cand.when
             )
 
