@@ -132,14 +132,18 @@ def test_a_replica_applying_the_op_gets_the_same_unit_vectors(engine: Engine) ->
 
 
 class CountingEncoder:
-    """Wraps an encoder and counts the texts it was asked to encode."""
+    """Wraps an encoder and counts (and keeps) the texts it was asked to encode."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.texts = inner, 0
+        self.inner, self.texts, self.seen = inner, 0, []  # type: list[str]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.texts += len(texts)
+        self.seen.extend(texts)
         return self.inner.encode(texts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def test_the_composer_reads_stored_vectors_and_encodes_only_what_has_none(
@@ -209,3 +213,14 @@ def test_an_encoder_change_recomputes_the_unit_vectors(tmp_path) -> None:
         keys = eng.store.doc_keys("manual.md")
         assert len(eng.store.unit_vectors(keys, "hash", "2")) == 4
         assert eng.store.unit_vectors(keys, "hash", "1") == {}
+
+
+def test_ask_reads_the_stored_unit_vectors_and_encodes_only_the_question(engine: Engine) -> None:
+    engine.ingest([("manual.md", MANUAL.encode())])
+    counting = CountingEncoder(engine.encoder)
+    engine.encoder = counting  # type: ignore[assignment]
+    question = "How often should the suction strainer basket be cleaned?"
+    answer = engine.ask(question, k=3)
+    assert "Clean the suction strainer basket every month" in answer.answer
+    # only the question was encoded (by the query path); every unit's vector came from the store
+    assert counting.seen and set(counting.seen) == {question}
