@@ -461,7 +461,7 @@ class Engine:
         def build_media(raw: RawInput, meta: Any, chash: str, extracted: Any) -> Op:
             return build_media_op(
                 raw, _unflagged(meta), self.encoder, self.media, self.clip, chash, extracted,
-                scrub, self.joint_head,
+                scrub, self.joint_head, self.config.unit_vectors,
             )  # fmt: skip
 
         return Preparer(

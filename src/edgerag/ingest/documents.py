@@ -210,6 +210,7 @@ def build_media_op(
     extracted: Any = None,
     scrub: Scrubber | None = None,
     head: Any = None,
+    unit_vectors: str = "late",
 ) -> Op:
     """Image / audio / video → items with a text-space vector each (from what was read,
     recognised or heard), plus visual (and joint, or head ``imagetext``) vectors for images
@@ -239,7 +240,8 @@ def build_media_op(
         for m in extracted.items
     ]
     keys = np.array([it.key for it in items], dtype=np.int64)
-    text_vectors = encoder.encode([it.text for it in items])
+    # audio transcripts have answer units too (images give none: see generation.unit_vectors)
+    text_vectors, units = encode_items(encoder, items, [it.text for it in items], unit_vectors)
     spaces = {TEXT_SPACE: SpaceVectors(encoder.id, encoder.version, keys, text_vectors)}
     with_image = [i for i, m in enumerate(extracted.items) if m.image is not None]
     if with_image:
@@ -258,7 +260,9 @@ def build_media_op(
                 clip.id, clip.version, keys[with_image], clip.encode_images(images)
             )
     document = _document(raw, extracted, metadata, chash, scrub)
-    return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)
+    return Op(
+        kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces, units=units
+    )
 
 
 def _visual_vectors(media: Any, items: list[Any]) -> np.ndarray:
