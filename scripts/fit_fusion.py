@@ -13,9 +13,9 @@ names an entity the collection knows, then whether a list's top hit stands clear
 alone, or it plus one gap rule at a dev quantile of that gap. Each decision's weight vectors
 are fitted by coordinate ascent over grids (entity class: the simplex of all signals, step
 0.05; the others: dense/BM25 shares, step 0.02). Objective, for the weights and the choice of
-decision alike, on the dev splits only: first no set below its best single signal (the
-shortfall in questions of the worst set), then the mean over the sets of R@1, then the worst
-set's margin. The ranked lists are cached in $EDGERAG_BENCH_CACHE (default
+decision alike, on the dev splits only (see ``_objective``): no set below its best single
+signal (the shortfall in questions of the worst set), then bootstrap robustness of that, then
+the mean over the sets of R@1, then MRR@10, then the worst set's margin. The ranked lists are cached in $EDGERAG_BENCH_CACHE (default
 ~/.cache/edgerag-bench)/fit-records-SEED.json (--recollect to rank again). Written to
 src/edgerag/retrieval/fusion_weights.json unless --dry-run; the report compares it with the
 file it replaces ("fused before").

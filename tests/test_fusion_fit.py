@@ -198,3 +198,40 @@ def test_rrf_stays_available_as_a_mode(tmp_path, docs):
     assert "rrf" in hit.scores and "fused" not in hit.scores
     with pytest.raises(ConfigError, match="rank_fusion"):
         EngineConfig(rank_fusion="max")
+
+
+def _fit_script():
+    spec = importlib.util.spec_from_file_location("fit_fusion", ROOT / "scripts/fit_fusion.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(right: str, wrong: str, entity: bool, n: int) -> dict:
+    """One constructed question: ``right``'s top hit (key 1) is relevant, ``wrong``'s (key 2)
+    is not; each list also ranks the other's top second, by a varying margin."""
+    lists = {
+        right: [(1, 1.0), (2, 0.9 - 0.01 * n), (3 + n, 0.1)],
+        wrong: [(2, 1.0), (1, 0.95 - 0.02 * n), (3 + n, 0.2)],
+    }
+    if entity:  # names an entity both top hits carry: the class, not the answer
+        lists["entity"] = [(1, 2.0), (2, 2.0)]
+    return {"question": f"q{n}", "rankings": lists, "relevant": [1]}
+
+
+def test_the_fitter_learns_which_signal_each_query_class_trusts():
+    """Constructed dev sets: prose questions answered by dense, entity questions by BM25. The
+    fitted decision sends entity questions to BM25-leaning weights and the rest to dense."""
+    fit = _fit_script()
+    prose = [_record("dense", "bm25", False, n) for n in range(12)]
+    codes = [_record("bm25", "dense", True, n) for n in range(8)]
+    sets = {"prose": {"dev": prose, "test": prose}, "codes": {"dev": codes, "test": codes}}
+    weights, signals, _ = fit.fit(sets)
+    assert signals == ["bm25", "dense", "entity"]
+    assert weights.rules[0].feature == "entity"
+    assert weights.rules[0].weights["bm25"] > weights.rules[0].weights.get("dense", 0)
+    assert weights.weights["dense"] > weights.weights.get("bm25", 0)
+    for name, v in sets.items():  # fused answers every constructed dev question
+        assert fit.r_at_1(v["dev"], fit.fused_with(weights)) == 1.0, name
+    assert fit.fit(sets)[0] == weights  # deterministic
