@@ -15,10 +15,10 @@ are fitted by coordinate ascent over grids (entity class: the simplex of all sig
 0.05; the others: dense/BM25 shares, step 0.02). Objective, for the weights and the choice of
 decision alike, on the dev splits only (see ``_objective``): no set below its best single
 signal (the shortfall in questions of the worst set), then bootstrap robustness of that, then
-the mean over the sets of R@1, then MRR@10, then the worst set's margin. The ranked lists are cached in $EDGERAG_BENCH_CACHE (default
-~/.cache/edgerag-bench)/fit-records-SEED.json (--recollect to rank again). Written to
-src/edgerag/retrieval/fusion_weights.json unless --dry-run; the report compares it with the
-file it replaces ("fused before").
+the mean over the sets of R@1, then MRR@10, then the worst set's margin. The ranked lists are
+cached in $EDGERAG_BENCH_CACHE (default ~/.cache/edgerag-bench)/fit-records-SEED.json
+(--recollect to rank again). Written to src/edgerag/retrieval/fusion_weights.json unless
+--dry-run; the report compares it with the file it replaces ("fused before").
 
     PYTHONPATH=src .venv/bin/python scripts/fit_fusion.py [--seed 16] [--dry-run]
 """
