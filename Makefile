@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # for promtool (tests check deploy/prometheus/alerts.yml).
 APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng espeak-ng sox ffmpeg chromium chromium-driver perl-doc poppler-utils wordnet-base debian-reference-en prometheus
 
-.PHONY: help setup demo test test-slow lint format bench clean bench-check peers joint-data joint-head joint-bench
+.PHONY: help setup demo test test-slow lint format bench clean bench-check peers joint-data joint-head joint-bench fit-fusion answer-bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ joint-head: setup joint-data ## Retrain the joint image→text head shipped in t
 
 joint-bench: setup joint-data ## Held-out evaluation + latency of the joint head
 	$(PY) benchmarks/joint_bench.py
+
+fit-fusion: setup ## Refit the per-query fusion on the dev splits (ranked lists cached in ~/.cache/edgerag-bench)
+	$(PY) scripts/fit_fusion.py
+
+answer-bench: setup ## Gold fact in the offline answer + R@1 per signal, every perlfaq/Zaragoza/kx40 question (no padding)
+	$(PY) benchmarks/answer_bench.py --n 0 --no-llm
 
 test: setup joint-data ## Run the test suite (slow tests excluded)
 	$(PY) -m pytest -q

@@ -47,23 +47,71 @@ WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 UNFITTED: dict[str, float] = {"imagetext": 1.0}
 
 
+# Query features the fitted rules may read: all come from the ranked lists themselves, so the
+# choice costs nothing at query time and needs no second look at the store.
+QUERY_FEATURES = ("entity", "bm25_gap", "dense_gap")
+
+
+def query_features(rankings: Mapping[str, RankedList]) -> dict[str, float]:
+    """How sure each list is of its top hit, and whether the query names a known entity.
+
+    * ``entity``: 1 when the entity list is present (the query names a code or part number the
+      collection knows), else 0;
+    * ``bm25_gap``: ``(s1 - s2) / s1`` of the BM25 list — relative, because BM25 scores grow
+      with the collection and the query's length; 1 for a lone hit, 0 for no list;
+    * ``dense_gap``: ``s1 - s2`` of the dense list in cosine units; 1 for a lone hit, 0 for none.
+    """
+    return {
+        "entity": 1.0 if rankings.get("entity") else 0.0,
+        "bm25_gap": _gap(rankings.get("bm25", ()), relative=True),
+        "dense_gap": _gap(rankings.get("dense", ()), relative=False),
+    }
+
+
+def _gap(ranking: RankedList, relative: bool) -> float:
+    if len(ranking) < 2:
+        return float(len(ranking))
+    first, second = ranking[0][1], ranking[1][1]
+    if not relative:
+        return first - second
+    return (first - second) / first if first > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Use ``weights`` for a query whose ``feature`` is at least ``at_least``."""
+
+    feature: str
+    at_least: float
+    weights: dict[str, float]
+
+    def matches(self, features: Mapping[str, float]) -> bool:
+        return features.get(self.feature, 0.0) >= self.at_least
+
+
 @dataclass(frozen=True)
 class FusionWeights:
     """Per-signal weights of :func:`weighted_fusion`, fitted by ``scripts/fit_fusion.py``.
 
-    Two weight sets, chosen per query by one feature: whether the query names an entity the
-    collection knows (the ``entity`` list is present). Questions that name a code or part
-    number are answered by exact matches (BM25, the entity index); prose questions by meaning
-    (dense). A ranking with no weight of its own gets ``default``.
+    A query's weights are chosen by a small decision on features of its own ranked lists
+    (:func:`query_features`): the first rule that matches gives them, else ``weights``. Fitted:
+    questions naming an entity lean on the exact signals (BM25, the entity index); questions
+    whose BM25 top hit stands clear of the rest (a rare term such as "elastomer" or "NDE")
+    give BM25 more say; prose questions are answered by meaning (dense). A ranking with no
+    weight of its own gets ``default``.
     """
 
     weights: dict[str, float]
     default: float = 0.0
     fitted_on: str = ""
-    with_entity: dict[str, float] | None = None
+    rules: tuple[Rule, ...] = ()
 
-    def of(self, name: str, entity_query: bool = False) -> float:
-        table = self.with_entity if entity_query and self.with_entity else self.weights
+    def table(self, features: Mapping[str, float]) -> dict[str, float]:
+        """The weight set for a query with these features."""
+        return next((r.weights for r in self.rules if r.matches(features)), self.weights)
+
+    def of(self, name: str, table: Mapping[str, float] | None = None) -> float:
+        table = self.weights if table is None else table
         # late fusion names extra lists "bm25:1", "text:audio", ...: weigh them like their kind
         base = name.split(":", 1)[0]
         return table.get(name, table.get(base, UNFITTED.get(base, self.default)))
@@ -73,27 +121,39 @@ class FusionWeights:
             "weights": self.weights,
             "default": self.default,
             "fitted_on": self.fitted_on,
+            "rules": [
+                {"when": r.feature, "at_least": r.at_least, "weights": r.weights}
+                for r in self.rules
+            ],
         }
-        if self.with_entity:
-            out["with_entity"] = self.with_entity
         return json.dumps(out, indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: Path | str = WEIGHTS_FILE) -> FusionWeights:
         try:
             raw = json.loads(Path(path).read_text())
-            weights = {str(k): float(v) for k, v in raw["weights"].items()}
-            with_entity = raw.get("with_entity")
-            if with_entity is not None:
-                with_entity = {str(k): float(v) for k, v in with_entity.items()}
+            weights = _table(raw["weights"])
+            rules = [
+                Rule(str(r["when"]), float(r["at_least"]), _table(r["weights"]))
+                for r in raw.get("rules", [])
+            ]
+            if raw.get("with_entity") is not None:  # the format before rules
+                rules.insert(0, Rule("entity", 1.0, _table(raw["with_entity"])))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: not a fusion weights file: {exc}") from exc
-        for table in (weights, with_entity or {"_": 1.0}):
+        for table in (weights, *(r.weights for r in rules)):
             if any(w < 0 for w in table.values()) or not any(table.values()):
                 raise ValueError(f"{path}: fusion weights must be non-negative and not all zero")
+        unknown = sorted({r.feature for r in rules} - set(QUERY_FEATURES))
+        if unknown:
+            raise ValueError(f"{path}: unknown rule feature(s) {unknown}; known: {QUERY_FEATURES}")
         return cls(
-            weights, float(raw.get("default", 0.0)), str(raw.get("fitted_on", "")), with_entity
+            weights, float(raw.get("default", 0.0)), str(raw.get("fitted_on", "")), tuple(rules)
         )
+
+
+def _table(raw: Mapping[str, object]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in raw.items()}  # type: ignore[arg-type]
 
 
 @functools.cache
@@ -123,16 +183,16 @@ def weighted_fusion(
     limit: int = 10,
 ) -> list[tuple[int, float]]:
     """Convex score fusion: ``sum_i w_i * minmax_i(score)``, divided by ``sum_i w_i``; the
-    weight set depends on whether the query names a known entity (see :class:`FusionWeights`).
+    weight set is chosen per query from its lists' features (see :class:`FusionWeights`).
 
     A candidate absent from a list scores 0 for it (below every candidate the list returned).
     Ties are broken by key for stability.
     """
-    entity_query = bool(rankings.get("entity"))
-    total = sum(weights.of(name, entity_query) for name in rankings) or 1.0
+    table = weights.table(query_features(rankings))
+    total = sum(weights.of(name, table) for name in rankings) or 1.0
     scores: dict[int, float] = {}
     for name, ranking in rankings.items():
-        w = weights.of(name, entity_query)
+        w = weights.of(name, table)
         if w == 0:
             continue
         for key, s in normalise(ranking).items():
