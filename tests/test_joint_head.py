@@ -99,7 +99,8 @@ def test_held_out_images_are_nearer_their_own_name_than_a_random_name(visual, te
     own_sim = (z * t).sum(axis=1)
     random_sim = (z * t[other]).sum(axis=1)
     share = float(np.mean(own_sim > random_sim))
-    # measured 0.87 with the shipped head (the ImageNet prior alone: 0.47, a coin flip)
+    # measured 0.90 with the shipped head (the previous linear head 0.87, the ImageNet prior
+    # alone 0.47, a coin flip)
     assert share >= 0.75, share
 
 

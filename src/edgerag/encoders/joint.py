@@ -12,7 +12,7 @@ contrastively on captioned clip-art) moves images the ImageNet labels describe b
 words people use for them. Text needs no tower of its own: a phrase is its MiniLM vector, so a
 phrase, a photo, or both (summed) are ONE vector searched in ONE index.
 
-Runtime needs numpy only: the head is an ``.npz`` (float16 weights, < 2 MB) in the package. Its
+Runtime needs numpy only: the head is an ``.npz`` (float16 weights, < 5 MB) in the package. Its
 ``version`` is a digest of that file, so shipping a new head re-embeds image vectors only.
 """
 
