@@ -21,7 +21,6 @@ npm install --no-audit --no-fund --ignore-scripts --save-exact \
   @iconify-json/lucide@1.2.137 \
   @iconify-json/noto-v1@1.2.5 \
   @iconify-json/fxemoji@1.2.2 \
-  @iconify-json/emojione-v1@1.2.3 \
   @iconify-json/streamline-emojis@1.2.4 \
   @iconify-json/iconoir@1.2.11 \
   @iconify-json/ph@1.2.2 \
