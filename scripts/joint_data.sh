@@ -18,5 +18,12 @@ npm install --no-audit --no-fund --ignore-scripts --save-exact \
   @iconify-json/emojione@1.2.3 \
   @iconify-json/tabler@1.2.41 \
   @iconify-json/mdi@1.2.3 \
-  @iconify-json/lucide@1.2.137
+  @iconify-json/lucide@1.2.137 \
+  @iconify-json/noto-v1@1.2.5 \
+  @iconify-json/fxemoji@1.2.2 \
+  @iconify-json/streamline-emojis@1.2.4 \
+  @iconify-json/iconoir@1.2.11 \
+  @iconify-json/ph@1.2.2 \
+  @iconify-json/carbon@1.2.29 \
+  @iconify-json/bi@1.2.7
 echo "joint-head data in $DEST"

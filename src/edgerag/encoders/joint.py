@@ -5,14 +5,14 @@ No CLIP/SigLIP weights are reachable offline, so edgerag ships a small head trai
 a residual on a free prior, in the spirit of ConSE:
 
     prior = normalise(Σ_k p_k · MiniLM(name of ImageNet class k))   over the top-5 classes
-    z     = normalise(prior + W·x + b)                             x = 1280-d image features
+    z     = normalise(prior + W·x + b [+ B·relu(A·x + a)])         x = 1280-d image features
 
 so a photo of a class ImageNet knows starts near that class's words, and ``W`` (trained
 contrastively on captioned clip-art) moves images the ImageNet labels describe badly towards the
 words people use for them. Text needs no tower of its own: a phrase is its MiniLM vector, so a
 phrase, a photo, or both (summed) are ONE vector searched in ONE index.
 
-Runtime needs numpy only: the head is an ``.npz`` (float16 weights, < 2 MB) in the package. Its
+Runtime needs numpy only: the head is an ``.npz`` (float16 weights, < 5 MB) in the package. Its
 ``version`` is a digest of that file, so shipping a new head re-embeds image vectors only.
 """
 
@@ -57,6 +57,16 @@ class JointHead:
                 self.bias = z["bias"].astype(np.float32)  # (384,)
                 self.class_text = z["class_text"].astype(np.float32)  # (1000, 384)
                 self.class_names = [str(n) for n in z["class_names"]]
+                # optional one-hidden-layer branch: relu(x·A + a)·B, added to the linear one
+                self.hidden = (
+                    (
+                        z["hidden_weight"].astype(np.float32),  # (1280, h)
+                        z["hidden_bias"].astype(np.float32),  # (h,)
+                        z["out_weight"].astype(np.float32),  # (h, 384)
+                    )
+                    if "hidden_weight" in z.files
+                    else None
+                )
         except (OSError, KeyError, ValueError) as exc:
             raise EncoderError(f"cannot load joint head {path}: {exc}") from exc
         self.version = hashlib.blake2b(raw, digest_size=6).hexdigest()
@@ -74,7 +84,12 @@ class JointHead:
         prior = conse_prior(self.class_text, top_idx, top_p)
         # einsum, not `@`: a (1,1280)x(1280,384) product is too small for OpenBLAS's threads,
         # which on a busy 2-core box cost 5 ms of waiting (measured); einsum runs it in 0.1-0.7.
-        return normalize(prior + np.einsum("nd,dk->nk", features, self.weight) + self.bias)
+        z = prior + np.einsum("nd,dk->nk", features, self.weight) + self.bias
+        if self.hidden is not None:
+            a, a_bias, out = self.hidden
+            h = np.maximum(np.einsum("nd,dh->nh", features, a) + a_bias, 0.0)
+            z += np.einsum("nh,hk->nk", h, out)
+        return normalize(z)
 
     def project_probs(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Like :meth:`project`, from full (n, 1000) class probabilities."""
