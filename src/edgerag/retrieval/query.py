@@ -47,6 +47,7 @@ class EncodedQuery:
     texts: dict[str, str] = field(default_factory=dict)  # modality → text searched with
     # modality → words literally given, read (caption, OCR) or heard: what an answer quotes
     read: dict[str, str] = field(default_factory=dict)
+    photo_vector: np.ndarray | None = None  # the photo's head vector (text space), if any
 
     def fused(self) -> dict[str, np.ndarray]:
         """Early fusion: one weighted, normalised vector per space."""
@@ -156,6 +157,7 @@ def _add_head_parts(
         t0 = time.perf_counter()
         vec = head.project_probs(visual[None, :], probs[None, :])[0]
         encoded.timings_ms["head"] = (time.perf_counter() - t0) * 1000
+        encoded.photo_vector = vec
         encoded.parts.append(Part("image", TEXT, vec, None, weights["image"]))
         if IMAGETEXT in engine.indexes:
             encoded.parts.append(Part("image", IMAGETEXT, vec, None, weights["image"]))
