@@ -268,3 +268,55 @@ def test_a_wordless_photo_question_cites_what_the_photo_shows(tmp_path: Path) ->
         engine.ingest(docs)
         blind = engine.ask(question)
     assert "KX40-BAT" not in blind.answer, blind.answer
+
+
+def _captioned_png(image: Any, caption: str | None) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if caption:
+        info.add_text("Description", caption)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def test_a_wordless_photo_borrows_its_neighbours_captions_after_ingest(tmp_path: Path) -> None:
+    """Caption transfer with no manual step: the wordless photo is ingested first, the
+    captioned ones later; after the second ingest it carries the nearest one's caption in its
+    text (BM25, text space) and its `imagetext` vector moved towards those words."""
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine
+    from edgerag.config import EngineConfig
+
+    cat = Image.fromarray(skimage.data.chelsea()).convert("RGB")
+    rocket = Image.fromarray(skimage.data.rocket()).convert("RGB")
+    (tmp_path / "IMG_0001.png").write_bytes(
+        _captioned_png(cat.rotate(8).crop((20, 10, 430, 290)), None)
+    )
+    (tmp_path / "a.png").write_bytes(_captioned_png(cat, "ginger cat asleep on the workshop rug"))
+    (tmp_path / "b.png").write_bytes(_captioned_png(rocket, "rocket on the launch pad"))
+    words = "ginger cat asleep on the workshop rug"
+
+    def run(transfer: bool) -> tuple[dict[str, Any], float, list[str]]:
+        cfg = EngineConfig(ocr=False, transcribe=False, caption_transfer=transfer)
+        with Engine.open(tmp_path / f"c{transfer}", cfg) as engine:
+            engine.ingest([tmp_path / "IMG_0001.png"])
+            engine.ingest([tmp_path / "a.png", tmp_path / "b.png"])
+            key = engine.store.doc_keys(str((tmp_path / "IMG_0001.png").resolve()))[0]
+            row = engine.store.items([key])[key]
+            vec = engine.store.vectors("imagetext", np.array([key]))[1][0]
+            cosine = float(vec @ engine.encoder.encode([words])[0])
+            found = engine.search("workshop rug", k=5, filters={"modality": "image"}, mode="bm25")
+            return row, cosine, [h.source for h in found.hits]
+
+    row, cosine, found = run(True)
+    assert row["metadata"]["similar_captions"][0] == words, row["metadata"]
+    assert words in row["text"]
+    assert any(s.endswith("IMG_0001.png") for s in found), found
+    blind_row, blind_cosine, blind_found = run(False)
+    assert "similar_captions" not in blind_row["metadata"]
+    assert not any(s.endswith("IMG_0001.png") for s in blind_found), blind_found
+    assert cosine > blind_cosine + 0.1, (cosine, blind_cosine)  # head + transfer vs head

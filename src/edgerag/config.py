@@ -49,6 +49,9 @@ class EngineConfig:
             originals file is compacted at every delete either way).
         joint_head: project images and video frames into the text space with the trained head
             shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set.
+        caption_transfer: after each ingest, images and frames with no words of their own
+            (no caption, nothing read) borrow the captions of their visually nearest captioned
+            images in the collection (``edgerag.ingest.joint.transfer_captions``).
     """
 
     encoder: str = "minilm"
@@ -72,6 +75,7 @@ class EngineConfig:
     pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
     erase_rebuilds_index: bool = True
     joint_head: bool = True
+    caption_transfer: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list
