@@ -43,6 +43,7 @@ TEXT_SPACE = "text"
 # benchmarks/joint_bench.py measured with (3 neighbours, EfficientNet-Lite0 cosine ≥ 0.3).
 TRANSFER_K = 3
 TRANSFER_MIN_SIM = 0.3
+TRANSFER_BATCH = 256  # documents re-applied per transaction (and per MiniLM batch)
 
 
 def head_space_vectors(
@@ -134,42 +135,50 @@ def transfer_captions(engine: Engine, doc_ids: list[str]) -> int:
     bank = collection_caption_bank(engine, rows)
     if not len(bank):
         return 0
-    changed = 0
-    for doc_id, keys in targets.items():
+    borrowed: dict[int, list[str]] = {}
+    for keys in targets.values():
         present, visual = engine.store.vectors(VISUAL_SPACE, np.array(keys, dtype=np.int64))
-        borrowed = {
-            int(k): words
-            for k, v in zip(present, normalize(visual), strict=True)
-            if (words := bank.describe(v, TRANSFER_K, TRANSFER_MIN_SIM))
-        }
-        if borrowed:
-            engine.apply(_with_borrowed(engine, engine.store.materialize(doc_id), borrowed))
-            changed += len(borrowed)
-    if changed:
-        logger.info("caption transfer: %d wordless image items borrowed words", changed)
-    return changed
+        for key, vector in zip(present, normalize(visual), strict=True):
+            if words := bank.describe(vector, TRANSFER_K, TRANSFER_MIN_SIM):
+                borrowed[int(key)] = words
+    if not borrowed:
+        return 0
+    docs = [d for d, keys in targets.items() if not borrowed.keys().isdisjoint(keys)]
+    for start in range(0, len(docs), TRANSFER_BATCH):  # one transaction per batch of documents
+        ops = [engine.store.materialize(d) for d in docs[start : start + TRANSFER_BATCH]]
+        _add_borrowed(engine, ops, borrowed)
+        engine.apply_many(ops)
+    logger.info("caption transfer: %d wordless image items borrowed words", len(borrowed))
+    return len(borrowed)
 
 
-def _with_borrowed(engine: Engine, op: Any, borrowed: dict[int, list[str]]) -> Any:
-    """``op`` with the borrowed captions written into the items' metadata, text and vectors."""
-    for item in op.items:
-        if item.key in borrowed:
-            item.metadata["similar_captions"] = borrowed[item.key]
-            item.text = f"{item.text}\n{'; '.join(borrowed[item.key])}"
-    texts = {it.key: it.text for it in op.items}
-    for space in (TEXT_SPACE, IMAGETEXT_SPACE):
-        sv = op.vectors.get(space)
-        if sv is None:
-            continue
-        rows = [i for i, k in enumerate(sv.keys) if int(k) in borrowed]
-        vectors = np.array(sv.vectors, dtype=np.float32)
-        if space == TEXT_SPACE:
-            vectors[rows] = engine.encoder.encode([texts[int(sv.keys[i])] for i in rows])
-        else:
-            words = [borrowed[int(sv.keys[i])] for i in rows]
-            vectors[rows] = with_transfer(vectors[rows], _transfer_vectors(engine.encoder, words))
-        op.vectors[space] = SpaceVectors(sv.encoder, sv.version, sv.keys, vectors)
-    return op
+def _add_borrowed(engine: Engine, ops: list[Any], borrowed: dict[int, list[str]]) -> None:
+    """Write the borrowed captions into the ops' items (metadata, text) and vectors: the text
+    vector of the new text, ``imagetext`` = head + transfer. Two MiniLM batches in all."""
+    items = [it for op in ops for it in op.items if it.key in borrowed]
+    for item in items:
+        item.metadata["similar_captions"] = borrowed[item.key]
+        item.text = f"{item.text}\n{'; '.join(borrowed[item.key])}"
+    keys = [it.key for it in items]
+    new = {
+        TEXT_SPACE: dict(zip(keys, engine.encoder.encode([it.text for it in items]), strict=True)),
+        IMAGETEXT_SPACE: dict(
+            zip(keys, _transfer_vectors(engine.encoder, [borrowed[k] for k in keys]), strict=True)
+        ),
+    }
+    for op in ops:
+        for space, by_key in new.items():
+            sv = op.vectors.get(space)
+            if sv is None:
+                continue
+            rows = [i for i, k in enumerate(sv.keys) if int(k) in by_key]
+            vectors = np.array(sv.vectors, dtype=np.float32)
+            fresh = np.stack([by_key[int(sv.keys[i])] for i in rows]) if rows else None
+            if fresh is not None:
+                vectors[rows] = (
+                    fresh if space == TEXT_SPACE else with_transfer(vectors[rows], fresh)
+                )
+            op.vectors[space] = SpaceVectors(sv.encoder, sv.version, sv.keys, vectors)
 
 
 def reembed_images(engine: Engine, head: JointHead) -> int:

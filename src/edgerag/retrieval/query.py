@@ -86,12 +86,15 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     if query.image is not None:
         media = engine.media
         name, data = _read(query.image, "image")
+        head = engine.joint_head
         try:
-            image_text, read, image_visual, image_probs, ms = media.query_image_probs(data, ocr=ocr)
+            image_text, read, image_visual, image_probs, ms = media.query_image_probs(
+                data, ocr=ocr, describe=head is None
+            )
         except InputError as exc:
             raise InputError(name, exc.reason) from exc
         encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
-        if engine.joint_head is not None:
+        if head is not None:
             # The head speaks for what the photo shows; unsure ImageNet words ("switch" for a
             # drawn battery) would only pull the query towards passages about switches.
             image_text = _confident_text(media, read, image_probs)
