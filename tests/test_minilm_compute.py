@@ -76,3 +76,30 @@ def test_engine_with_the_int8_encoder_ingests_and_finds(tmp_path: Path) -> None:
         hits = engine.search("what torque for the gland bolts", k=1, mode="dense").hits
         assert hits[0].source == "t3.txt"
         assert engine.stats()["encoder"]["version"] == "q8-1"
+
+
+def test_late_chunked_spans_come_from_the_same_pass(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    f32, _ = encoders
+    text = TEXTS[3]
+    first = text.index(",")
+    spans = [[(0, first), (first + 2, len(text))], []]
+    vectors, pooled = f32.encode_with_spans([text, TEXTS[0]], spans)
+    np.testing.assert_allclose(vectors, f32.encode([text, TEXTS[0]]), atol=1e-5)
+    assert pooled[0].shape == (2, 384) and pooled[1].shape == (0, 384)
+    np.testing.assert_allclose(np.linalg.norm(pooled[0], axis=1), 1.0, atol=1e-5)
+    # contextual, not the span encoded alone, but about the same thing
+    alone = f32.encode([text[:first], text[first + 2 :]])
+    cos = (pooled[0] * alone).sum(axis=1)
+    assert (cos > 0.5).all() and (cos < 0.999).all()
+
+
+def test_a_span_cut_off_by_the_token_window_is_encoded_alone(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    f32, _ = encoders
+    long = " ".join([TEXTS[0]] * 40) + " Final sentence about the grease interval."
+    tail = (long.index("Final"), len(long))
+    _, pooled = f32.encode_with_spans([long], [[tail]])
+    np.testing.assert_allclose(pooled[0][0], f32.encode([long[slice(*tail)]])[0], atol=1e-5)

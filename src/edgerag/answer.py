@@ -9,6 +9,7 @@ is marked ``partial``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -22,6 +23,7 @@ from edgerag.errors import ConfigError, GenerationError
 from edgerag.generation.base import Generator
 from edgerag.generation.extractive import NOT_FOUND, ExtractiveGenerator, stream_words
 from edgerag.generation.prompts import Prompt, PromptBuilder
+from edgerag.generation.unit_vectors import Lookup
 from edgerag.generation.units import split_sentences
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.rerank.base import Reranker
@@ -185,6 +187,7 @@ class _Context:
     t0: float
     errors: list[str] = field(default_factory=list)
     encoder: Any = None  # for the extractive composer's unit cosines
+    unit_vectors: Lookup | None = None  # ... read from the store where ingest computed them
     query_vector: np.ndarray | None = None
     heard: str | None = None
     k: int = 5  # sources shown: the pool is cut to k (plus any cited beyond it) at the end
@@ -193,7 +196,12 @@ class _Context:
     def extractive_text(self, generator: ExtractiveGenerator) -> str:
         composer = generator.for_photo() if self.photo else generator
         return composer.compose(
-            self.prompt.question, self.prompt.sources, self.encoder, self.query_vector, self.k
+            self.prompt.question,
+            self.prompt.sources,
+            self.encoder,
+            self.query_vector,
+            self.k,
+            self.unit_vectors,
         )
 
 
@@ -338,6 +346,7 @@ def _prepare(
     partial = bool(getattr(response, "partial", False))
     ctx = _Context(prompt, generator or _EXTRACTIVE, partial, timings, stages, t0)
     ctx.encoder = getattr(engine, "encoder", None)
+    ctx.unit_vectors = _unit_lookup(engine, ctx.encoder)
     ctx.query_vector = qvec if q.image is None and q.audio is None else None
     if response.photo_vector is not None and not response.query_texts.get("image"):
         # Nothing read on the photo: its head vector speaks for it in the units' scores too
@@ -348,6 +357,14 @@ def _prepare(
     ctx.heard = response.query_texts.get("audio") if q.audio is not None else None
     ctx.k = k
     return ctx
+
+
+def _unit_lookup(engine: Any, encoder: Any) -> Lookup | None:
+    """The stored unit vectors of the engine's encoder (a stale encoder's are not read)."""
+    store = getattr(engine, "store", None)
+    if store is None or encoder is None or not hasattr(store, "unit_vectors"):
+        return None
+    return functools.partial(store.unit_vectors, encoder=encoder.id, version=encoder.version)
 
 
 def _generate(ctx: _Context) -> str:

@@ -103,6 +103,7 @@ def _run(directory: Path, report: CheckReport, repair: bool, sample: int) -> Non
         _check_oplog(conn, report)
         fts_bad = _check_fts(conn, report)
         graph_bad = _check_entities(conn, report)
+        units_bad = _check_unit_vectors(conn, report)
         stray_originals = _check_files(conn, directory, report)
         conn.execute("COMMIT")
     finally:
@@ -111,6 +112,8 @@ def _run(directory: Path, report: CheckReport, repair: bool, sample: int) -> Non
         _repair_store_side(directory, report, fts_bad, stray_originals)
     if repair and graph_bad:
         _repair_entities(directory, report)
+    if repair and units_bad is not None:
+        _repair_unit_vectors(directory, report, units_bad)
     _check_indexes(directory, report, repair, sample)
 
 
@@ -301,6 +304,74 @@ def _repair_entities(directory: Path, report: CheckReport) -> None:
     finally:
         conn.close()
     report.repaired.append(f"entity graph: rebuilt from the items of {done} documents")
+
+
+def _check_unit_vectors(conn: sqlite3.Connection, report: CheckReport) -> list[str] | None:
+    """Every text/audio item's units have a stored vector of the text encoder whose checksum
+    is the unit's; no vector is left without its unit. Returns the documents to recompute
+    (``None``: nothing to repair).
+
+    A collection ingested before unit vectors (or with ``unit_vectors="off"``) has none at all:
+    that is reported in ``checked``, not as damage (the composer encodes those units)."""
+    from edgerag.generation.unit_vectors import checksum
+    from edgerag.generation.units import units_of_item
+
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    space = conn.execute("SELECT encoder, version FROM spaces WHERE name = 'text'").fetchone()
+    if "unit_vectors" not in tables or space is None:
+        return None
+    stored = {
+        (k, p): (c, (e, v) == tuple(space))
+        for k, p, c, e, v in conn.execute(
+            "SELECT key, position, checksum, encoder, version FROM unit_vectors"
+        )
+    }
+    expected: dict[tuple[int, int], tuple[int, str]] = {}
+    for key, doc, text, meta, start, page in conn.execute(
+        "SELECT key, doc_id, text, metadata, char_start, page FROM items"
+        " WHERE modality IN ('text', 'audio')"
+    ):
+        for unit in units_of_item(text, json.loads(meta), start, page):
+            expected[(key, unit.position)] = (checksum(unit.text), doc)
+    report.checked["unit_vectors"] = len(stored)
+    if not stored:
+        report.checked["unit_vectors"] = "none stored (computed at query time; --repair computes)"
+        return sorted({doc for _, doc in expected.values()}) if expected else None
+    wrong = [kp for kp, (check, _) in expected.items() if stored.get(kp, (None,))[0] != check]
+    stale = [kp for kp, (_, current) in stored.items() if not current and kp in expected]
+    loose = [kp for kp in stored if kp not in expected]
+    for label, rows in (
+        ("missing or not their unit's (checksum)", wrong),
+        ("from another encoder than the text space's", stale),
+        ("without a unit", loose),
+    ):
+        if rows:
+            report.problems.append(f"unit vectors: {len(rows)} {label} ({_examples(rows)})")
+    if not (wrong or stale or loose):
+        return None
+    return sorted({expected[kp][1] for kp in [*wrong, *stale]})
+
+
+def _repair_unit_vectors(directory: Path, report: CheckReport, docs: list[str]) -> None:
+    """Recompute the documents' unit vectors with the collection's encoder (derived data, like
+    the entity graph: written without an op)."""
+    from edgerag.engine import Engine
+    from edgerag.generation.unit_vectors import encode_items
+    from edgerag.ingest.structure import context_text
+
+    with Engine.open(directory) as engine:
+        mode = engine.config.unit_vectors if engine.config.unit_vectors != "off" else "late"
+        pruned = engine.store.prune_units()
+        for doc in docs:
+            items = engine.store.materialize(doc).items
+            embedded = [context_text(it.text, it.metadata) for it in items]
+            _, units = encode_items(engine.encoder, items, embedded, mode)
+            if units is not None:
+                engine.store.put_units(units)
+    report.repaired.append(
+        f"unit vectors: recomputed for {len(docs)} documents ({mode}), {pruned} without a unit"
+        " dropped"
+    )
 
 
 def _check_files(conn: sqlite3.Connection, directory: Path, report: CheckReport) -> list[Path]:

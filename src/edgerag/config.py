@@ -52,6 +52,9 @@ class EngineConfig:
         caption_transfer: after each ingest, images and frames with no words of their own
             (no caption, nothing read) borrow the captions of their visually nearest captioned
             images in the collection (``edgerag.ingest.joint.transfer_captions``).
+        unit_vectors: vectors of the answer units (sentences, rows) stored at ingest for the
+            composer: "late" (pooled from the chunk's own forward pass, no extra encode),
+            "separate" (each unit encoded on its own) or "off" (encoded at query time).
     """
 
     encoder: str = "minilm"
@@ -76,6 +79,7 @@ class EngineConfig:
     erase_rebuilds_index: bool = True
     joint_head: bool = True
     caption_transfer: bool = True
+    unit_vectors: str = "late"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list
@@ -85,6 +89,10 @@ class EngineConfig:
             raise ConfigError("need chunk_tokens > 0 and 0 <= chunk_overlap < chunk_tokens")
         if self.rank_fusion not in ("weighted", "rrf"):
             raise ConfigError(f"rank_fusion must be 'weighted' or 'rrf', got {self.rank_fusion!r}")
+        if self.unit_vectors not in ("late", "separate", "off"):
+            raise ConfigError(
+                f"unit_vectors must be 'late', 'separate' or 'off', got {self.unit_vectors!r}"
+            )
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError("synchronous must be OFF, NORMAL, FULL or EXTRA")
 

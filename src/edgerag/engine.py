@@ -29,6 +29,7 @@ from edgerag import crypto
 from edgerag.config import MODES, EngineConfig
 from edgerag.encoders.base import TextEncoder
 from edgerag.errors import ConfigError, IndexCorruptError, NotFoundError
+from edgerag.generation.unit_vectors import encode_items
 from edgerag.index import sealed
 from edgerag.index.space import SpaceIndex
 from edgerag.ingest.chunking import RegexSpans, TokenSpans, WordpieceSpans
@@ -313,11 +314,13 @@ class Engine:
         stale_docs = {row["doc_id"] for row in self.store.items([int(k) for k in stale]).values()}
         for doc_id in sorted(stale_docs):
             op = self.store.materialize(doc_id)
-            rows = {it.key: context_text(it.text, it.metadata) for it in op.items}
-            keys = np.array(list(rows), dtype=np.int64)
-            op.vectors[spec.name] = SpaceVectors(
-                spec.encoder, spec.version, keys, self.encoder.encode(list(rows.values()))
+            embedded = [context_text(it.text, it.metadata) for it in op.items]
+            keys = np.array([it.key for it in op.items], dtype=np.int64)
+            # the unit vectors came from the old encoder too: recomputed in the same pass
+            vectors, op.units = encode_items(
+                self.encoder, op.items, embedded, self.config.unit_vectors
             )
+            op.vectors[spec.name] = SpaceVectors(spec.encoder, spec.version, keys, vectors)
             self.apply(op)
 
     # media models, loaded on first use -------------------------------------------------
@@ -456,7 +459,7 @@ class Engine:
             cfg = self.config
             return build_op(
                 raw, _unflagged(meta), self.encoder, self._spans, cfg.chunk_tokens,
-                cfg.chunk_overlap, cfg.limits, chash, self.clip, scrub,
+                cfg.chunk_overlap, cfg.limits, chash, self.clip, scrub, cfg.unit_vectors,
             )  # fmt: skip
 
         def build_media(raw: RawInput, meta: Any, chash: str, extracted: Any) -> Op:

@@ -31,6 +31,25 @@ class TextEncoder(ABC):
     def encode_one(self, text: str) -> Vectors:
         return self.encode([text])[0]
 
+    def encode_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """Each text's vector, plus one vector per character span ``(start, end)`` of it.
+
+        An encoder that pools token states (MiniLM) pools each span's tokens from the same
+        forward pass (late chunking: no extra encode). This fallback, for encoders without
+        token states, encodes each span's substring on its own, in one batch.
+        """
+        flat = [text[a:b] for text, pairs in zip(texts, spans, strict=True) for a, b in pairs]
+        vectors = self.encode([*texts, *flat])
+        return vectors[: len(texts)], _split(vectors[len(texts) :], spans)
+
+
+def _split(rows: np.ndarray, spans: Sequence[Sequence[object]]) -> list[Vectors]:
+    """``rows`` (one per span, all texts in order) cut back into one array per text."""
+    bounds = np.cumsum([0, *(len(s) for s in spans)])
+    return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
 
 def normalize(vectors: np.ndarray) -> Vectors:
     """Row-wise L2 normalisation; zero rows stay zero instead of becoming NaN."""

@@ -165,7 +165,46 @@ class MiniLMEncoder(TextEncoder):
             out[rows] = self._run([encodings[i] for i in rows])
         return normalize(out)
 
+    def encode_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """Late chunking: one forward pass per text gives its vector (mean of all tokens) and
+        each span's (mean of the tokens inside the span's characters). A span whose tokens
+        were cut off by the 256-token window is encoded on its own."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled: list[Vectors] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = [encodings[i] for i in rows]
+            hidden, mask = self._hidden(batch)
+            out[rows] = _mean(hidden, mask)
+            for row, i in enumerate(rows):
+                pooled[i] = _span_means(hidden[row], batch[row].offsets, spans[i])
+        return normalize(out), self._fill_cut(texts, spans, pooled)
+
+    def _fill_cut(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        pooled: list[np.ndarray],
+    ) -> list[Vectors]:
+        """Spans with no token in the window (NaN rows) get their own encode, in one batch."""
+        cut = [(i, j) for i, p in enumerate(pooled) for j in np.flatnonzero(np.isnan(p[:, 0]))]
+        if cut:
+            alone = self.encode([texts[i][slice(*spans[i][j])] for i, j in cut])
+            for (i, j), vector in zip(cut, alone, strict=True):
+                pooled[i][j] = vector
+        return [normalize(p) for p in pooled]
+
     def _run(self, encodings: list[Any]) -> np.ndarray:
+        return _mean(*self._hidden(encodings))
+
+    def _hidden(self, encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Token states (batch, width, dim) and the attention mask of one padded batch."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -179,9 +218,32 @@ class MiniLMEncoder(TextEncoder):
             hidden = self._session.run(None, feeds)[0]
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EncoderError(f"MiniLM encoder failed: {exc}") from exc
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        pooled: np.ndarray = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return pooled
+        return hidden, mask
+
+
+def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean pooling over the unmasked tokens (what the model was trained with)."""
+    summed = (hidden * mask[..., None]).sum(axis=1)
+    pooled: np.ndarray = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    return pooled
+
+
+def _span_means(
+    hidden: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """Mean token state over each character span (rows of NaN where no token falls in it).
+
+    A token belongs to a span when their characters overlap; special tokens ([CLS], [SEP])
+    have empty offsets and belong to none."""
+    starts = np.array([a for a, _ in offsets], dtype=np.int64)
+    ends = np.array([b for _, b in offsets], dtype=np.int64)
+    real = ends > starts
+    out = np.full((len(spans), hidden.shape[-1]), np.nan, dtype=np.float32)
+    for j, (a, b) in enumerate(spans):
+        inside = real & (starts < b) & (ends > a)
+        if inside.any():
+            out[j] = hidden[: len(offsets)][inside].mean(axis=0)
+    return out
 
 
 _BUILD_LOCK = threading.Lock()

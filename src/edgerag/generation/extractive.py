@@ -36,6 +36,7 @@ import numpy as np
 from edgerag.generation import when
 from edgerag.generation.base import Generator
 from edgerag.generation.prompts import Prompt
+from edgerag.generation.unit_vectors import Lookup, checksum
 from edgerag.generation.units import Unit, is_log_entry, split_sentences, units
 from edgerag.retrieval.text_query import STOPWORDS
 from edgerag.types import Hit
@@ -133,6 +134,8 @@ class Candidate:
     when: float = 0.0
     lead: bool = False
     score: float = 0.0
+    key: int | None = None  # the source item's key (its stored unit vectors)
+    stored: bool = False  # its cosine came from a unit vector stored at ingest
 
 
 WEIGHTS_FILE = Path(__file__).with_name("composer_weights.json")
@@ -178,11 +181,15 @@ class ExtractiveGenerator(Generator):
         min_cosine: ...or a unit cosine at least this high (or, without an encoder, its
             source's cosine), to count as support. Measured on perlfaq/Zaragoza questions asked
             against the other set's answers (out of domain) and against their own.
+        min_stored_cosine: the same for a unit vector stored at ingest (late-chunked: pooled
+            in its chunk's context, its cosines to a question run lower than a unit encoded
+            alone). Both measured with ``scripts/fit_composer.py --thresholds``.
         keep_ratio: further units must score at least this fraction of the best one.
         weights: score weights (see :class:`ComposerWeights`).
         unit_sources: units are taken from this many top sources.
         max_encoded: units (best by the other scores) whose cosine is computed.
-        min_photo_cosine: ``min_cosine`` when the query vector carries a wordless photo's head
+        min_photo_cosine: ``min_cosine`` (and ``min_stored_cosine``) when the query vector
+            carries a wordless photo's head
             vector (:meth:`for_photo`): the head's cosines are lower than text-to-text ones
             (the demo's battery photo + "what should I do about this?" reaches 0.18 on its
             manual row), see docs/notes/joint2.md.
@@ -196,6 +203,7 @@ class ExtractiveGenerator(Generator):
         max_chars: int = 700,
         min_coverage: float = 0.5,
         min_cosine: float = 0.45,
+        min_stored_cosine: float = 0.40,
         keep_ratio: float = 0.8,
         weights: ComposerWeights | None = None,
         max_sentences: int | None = None,
@@ -207,6 +215,7 @@ class ExtractiveGenerator(Generator):
         self.max_chars = max_chars
         self.min_coverage = min_coverage
         self.min_cosine = min_cosine
+        self.min_stored_cosine = min_stored_cosine
         self.keep_ratio = keep_ratio
         self.weights = weights or _fitted_weights()
         self.unit_sources = unit_sources
@@ -216,7 +225,7 @@ class ExtractiveGenerator(Generator):
     def for_photo(self) -> ExtractiveGenerator:
         """This composer with the support threshold of a photo question (see the class doc)."""
         photo = copy.copy(self)
-        photo.min_cosine = self.min_photo_cosine
+        photo.min_cosine = photo.min_stored_cosine = self.min_photo_cosine
         return photo
 
     # ------------------------------------------------------------------------- selection
@@ -225,8 +234,11 @@ class ExtractiveGenerator(Generator):
         for n, hit in enumerate(sources[: self.unit_sources], start=1):
             for unit in _text_units(hit):
                 out.append(
-                    Candidate(n, unit.position, unit.text, unit.kind, unit.context, lead=unit.lead)
-                )
+                    Candidate(
+                        n, unit.position, unit.text, unit.kind, unit.context, lead=unit.lead,
+                        key=hit.key,
+                    )
+                )  # fmt: skip
         return out
 
     def select(
@@ -236,9 +248,10 @@ class ExtractiveGenerator(Generator):
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
         max_sources: int | None = None,
+        stored: Lookup | None = None,
     ) -> list[Candidate]:
         """The supporting units, best first (empty when nothing supports an answer)."""
-        ranked = self.ranked(question, sources, encoder, query_vector)
+        ranked = self.ranked(question, sources, encoder, query_vector, stored)
         return self._pick(ranked, max_sources) if ranked else []
 
     def ranked(
@@ -247,11 +260,15 @@ class ExtractiveGenerator(Generator):
         sources: Sequence[Hit],
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
+        stored: Lookup | None = None,
     ) -> list[Candidate]:
         """All scored units, best first (empty when nothing supports an answer).
 
-        Every unit is scored lexically first (cheap); only the best ``max_encoded`` are encoded
-        for their cosine, in one batch, which bounds the composer's cost on long sources.
+        Every unit is scored lexically first (cheap); only the best ``max_encoded`` get their
+        cosine: from the unit vectors stored at ingest (``stored``, one lookup for all
+        sources), the rest encoded in one batch, which bounds the composer's cost.
+        ``query_vector`` is the question's vector in the units' space (a text question's, or
+        a photo's projected one); without it the question text is encoded.
         """
         candidates = self.candidates(sources)
         if not candidates:
@@ -269,7 +286,7 @@ class ExtractiveGenerator(Generator):
         # a zero cosine weight (the fitted default) needs no unit vectors: the support test
         # then reads each source's cosine, and the composer encodes nothing
         use_vectors = encoder if w.cosine > 0 else None
-        cosines = _unit_cosines(question, candidates, use_vectors, query_vector)
+        cosines = _unit_cosines(question, candidates, use_vectors, query_vector, stored)
         for i, cand in enumerate(candidates):
             source_cos = _cosine(sources[cand.source - 1]) or 0.0
             cand.cosine = cosines[i] if cosines is not None else source_cos
@@ -277,7 +294,9 @@ class ExtractiveGenerator(Generator):
         # The question is answerable when some unit is close in meaning, covers its terms, or
         # names every identifier it asks about ("What does E-103 indicate?" → E-103's row).
         if not any(
-            c.coverage >= self.min_coverage or c.cosine >= self.min_cosine or c.entity >= 1.0
+            c.coverage >= self.min_coverage
+            or c.cosine >= (self.min_stored_cosine if c.stored else self.min_cosine)
+            or c.entity >= 1.0
             for c in candidates
         ):
             return []
@@ -357,8 +376,9 @@ class ExtractiveGenerator(Generator):
         encoder: Any | None = None,
         query_vector: np.ndarray | None = None,
         max_sources: int | None = None,
+        stored: Lookup | None = None,
     ) -> str:
-        picked = self.select(question, sources, encoder, query_vector, max_sources)
+        picked = self.select(question, sources, encoder, query_vector, max_sources, stored)
         if not picked:
             return NOT_FOUND
         return " ".join(f"{c.text} [{c.source}]" for c in picked)
@@ -445,19 +465,41 @@ def _unit_cosines(
     candidates: Sequence[Candidate],
     encoder: Any | None,
     query_vector: np.ndarray | None,
+    stored: Lookup | None = None,
 ) -> list[float] | None:
-    """Cosine of every unit to the question, the units encoded in one batch."""
+    """Cosine of every unit to the question: stored unit vectors where their text checksum
+    matches, the other units (and the question, without ``query_vector``) in one batch."""
     if encoder is None:
         return None
-    texts = [c.text for c in candidates]
+    found = _stored_vectors(candidates, stored)
+    for cand, vector in zip(candidates, found, strict=True):
+        cand.stored = vector is not None
+    missing = [i for i, v in enumerate(found) if v is None]
+    texts = [candidates[i].text for i in missing]
     if query_vector is None:
         vectors = np.asarray(encoder.encode([question, *texts]), dtype=np.float32)
-        q, u = vectors[0], vectors[1:]
+        q, fresh = vectors[0], vectors[1:]
     else:
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        u = np.asarray(encoder.encode(texts), dtype=np.float32)
+        fresh = np.asarray(encoder.encode(texts), dtype=np.float32) if texts else []
+    for i, vector in zip(missing, fresh, strict=True):
+        found[i] = vector
+    u = np.stack(found) if found else np.zeros((0, q.shape[0]), np.float32)
     norms = np.linalg.norm(u, axis=1) * (np.linalg.norm(q) or 1.0)
     return [float(x) for x in (u @ q) / np.where(norms > 0, norms, 1.0)]
+
+
+def _stored_vectors(
+    candidates: Sequence[Candidate], stored: Lookup | None
+) -> list[np.ndarray | None]:
+    if stored is None:
+        return [None] * len(candidates)
+    rows = stored([c.key for c in candidates if c.key is not None])
+    out: list[np.ndarray | None] = []
+    for c in candidates:
+        row = rows.get((c.key, c.position)) if c.key is not None else None
+        out.append(row[1] if row is not None and row[0] == checksum(c.text) else None)
+    return out
 
 
 def _cosine(hit: Hit) -> float | None:

@@ -14,9 +14,10 @@ a hit's text into units a reader can take as they are:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from edgerag.types import Hit
 
@@ -180,9 +181,16 @@ def _text_units(lines: list[str], code: bool) -> Iterator[tuple[str, str]]:
 
 def units(hit: Hit) -> list[Unit]:
     """The cleaned sentences and rows of one hit, in reading order."""
-    meta = hit.metadata or {}
-    starts_page = not hit.char_start
-    return list(_units_of(hit.text, meta.get("unit") == "row", starts_page, (hit.page or 0) <= 1))
+    return units_of_item(hit.text, hit.metadata, hit.char_start, hit.page)
+
+
+def units_of_item(
+    text: str, metadata: Mapping[str, Any] | None, char_start: int | None, page: int | None
+) -> list[Unit]:
+    """The units of an item's text (the same at ingest, for stored unit vectors, and at query
+    time, for its hit: positions must agree)."""
+    row = (metadata or {}).get("unit") == "row"
+    return list(_units_of(text, row, not char_start, (page or 0) <= 1))
 
 
 @lru_cache(maxsize=4096)

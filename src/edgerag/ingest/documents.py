@@ -13,6 +13,7 @@ import numpy as np
 
 from edgerag.encoders.base import TextEncoder
 from edgerag.errors import InputError, InputTooLargeError
+from edgerag.generation.unit_vectors import encode_items
 from edgerag.ingest.chunking import TokenSpans, chunk_blocks, chunk_pages
 from edgerag.ingest.extract import extract, supported_suffixes
 from edgerag.ingest.limits import Limits
@@ -142,10 +143,13 @@ def build_op(
     chash: str,
     clip: Any = None,
     scrub: Scrubber | None = None,
+    unit_vectors: str = "late",
 ) -> Op:
     """Extract, chunk and encode one input into an upsert op (raises InputError).
 
-    ``scrub`` redacts PII from the extracted text before anything else sees it."""
+    ``scrub`` redacts PII from the extracted text before anything else sees it.
+    ``unit_vectors``: how the answer units' vectors are computed (see
+    :func:`edgerag.generation.unit_vectors.encode_items`)."""
     extracted = extract(raw.source, raw.data, limits)
     if scrub is not None:
         scrub_extracted(extracted, scrub)
@@ -183,7 +187,7 @@ def build_op(
     ]
     # Contextual chunk headers: the section path is embedded with the text (not stored in it).
     embedded = [context_text(c.text, c.metadata) for c in chunks]
-    vectors = encoder.encode(embedded)
+    vectors, units = encode_items(encoder, items, embedded, unit_vectors)
     keys = [it.key for it in items]
     document = _document(raw, extracted, metadata, chash, scrub)
     key_array = np.array(keys, dtype=np.int64)
@@ -191,7 +195,9 @@ def build_op(
     if clip is not None:
         joint = clip.encode_text(embedded)
         spaces[JOINT_SPACE] = SpaceVectors(clip.id, clip.version, key_array, joint)
-    return Op(kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces)
+    return Op(
+        kind=UPSERT, doc_id=raw.doc_id, document=document, items=items, vectors=spaces, units=units
+    )
 
 
 def build_media_op(

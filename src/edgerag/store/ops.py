@@ -62,6 +62,30 @@ class SpaceVectors:
 
 
 @dataclass
+class UnitVectors:
+    """Vectors of the answer units (sentences, rows) of an op's items, int8 with a scale each.
+
+    Row ``i`` is unit ``positions[i]`` of item ``keys[i]``; ``checks[i]`` is a checksum of that
+    unit's text, so a reader never pairs a vector with another unit (units.py may change how
+    it splits); the vector is ``codes[i] * scales[i]``.
+    """
+
+    encoder: str
+    version: str
+    keys: np.ndarray  # int64 (n,)
+    positions: np.ndarray  # int32 (n,)
+    checks: np.ndarray  # uint32 (n,)
+    scales: np.ndarray  # float32 (n,)
+    codes: np.ndarray  # int8 (n, dim)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+_UNIT_BLOCKS = (("keys", "<i8"), ("positions", "<i4"), ("checks", "<u4"), ("scales", "<f4"))
+
+
+@dataclass
 class Op:
     kind: str
     doc_id: str
@@ -72,6 +96,7 @@ class Op:
     lsn: int = 0  # assigned by the store that applies it
     origin: str = ""  # node that first wrote it (fleet)
     origin_lsn: int = 0
+    units: UnitVectors | None = None  # answer-unit vectors (late chunking), when computed
 
     def to_bytes(self) -> bytes:
         """Compact wire form: 4-byte header length, JSON header, raw vector blocks."""
@@ -87,12 +112,22 @@ class Op:
                 "dim": int(vecs.shape[1]) if vecs.ndim == 2 else 0,
             }
             blocks += [keys, vecs.tobytes()]
+        units = None
+        if self.units is not None and len(self.units):
+            u = self.units
+            units = {"encoder": u.encoder, "version": u.version, "n": len(u)}
+            units["dim"] = int(u.codes.shape[1])
+            blocks += [
+                np.ascontiguousarray(getattr(u, f), dtype=t).tobytes() for f, t in _UNIT_BLOCKS
+            ]
+            blocks.append(np.ascontiguousarray(u.codes, dtype=np.int8).tobytes())
         header = {
             "kind": self.kind,
             "doc_id": self.doc_id,
             "document": asdict(self.document) if self.document else None,
             "items": [_item_json(i) for i in self.items],
             "spaces": spaces,
+            "units": units,
             "ts": self.ts,
             "lsn": self.lsn,
             "origin": self.origin,
@@ -116,6 +151,9 @@ class Op:
             vectors[name] = SpaceVectors(
                 meta["encoder"], meta["version"], keys, vecs.reshape(n, dim).astype(np.float32)
             )
+        units = None
+        if header.get("units"):  # ops from nodes before unit vectors carry none
+            units, offset = _units_from(data, header["units"], offset)
         doc = header["document"]
         return cls(
             kind=header["kind"],
@@ -127,7 +165,19 @@ class Op:
             lsn=header["lsn"],
             origin=header["origin"],
             origin_lsn=header["origin_lsn"],
+            units=units,
         )
+
+
+def _units_from(data: bytes, meta: dict[str, Any], offset: int) -> tuple[UnitVectors, int]:
+    n, dim = meta["n"], meta["dim"]
+    arrays = {}
+    for name, dtype in _UNIT_BLOCKS:
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=n, offset=offset).copy()
+        offset += arrays[name].nbytes
+    codes = np.frombuffer(data, dtype=np.int8, count=n * dim, offset=offset).reshape(n, dim)
+    offset += n * dim
+    return UnitVectors(meta["encoder"], meta["version"], codes=codes.copy(), **arrays), offset
 
 
 def _item_json(item: ItemRecord) -> dict[str, Any]:

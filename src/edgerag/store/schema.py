@@ -67,6 +67,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (doc_hash, lsn)
     ) WITHOUT ROWID;
     """,
+    # 4: answer-unit vectors (edgerag.generation.unit_vectors): int8 + scale per (item, unit),
+    # with the unit text's checksum; written and deleted with their item.
+    """
+    CREATE TABLE unit_vectors (
+        key INTEGER NOT NULL, position INTEGER NOT NULL, checksum INTEGER NOT NULL,
+        encoder TEXT NOT NULL, version TEXT NOT NULL, scale REAL NOT NULL,
+        vector BLOB NOT NULL, PRIMARY KEY (key, position)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,15 @@ from edgerag.errors import ConfigError, EdgeRagError, NotFoundError
 from edgerag.ingest.structure import context_text
 from edgerag.privacy import erasure
 from edgerag.retrieval.filters import Filters, where_clause
-from edgerag.store.ops import DELETE, UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
+from edgerag.store.ops import (
+    DELETE,
+    UPSERT,
+    DocumentRecord,
+    ItemRecord,
+    Op,
+    SpaceVectors,
+    UnitVectors,
+)
 from edgerag.store.schema import migrate
 from edgerag.types import SpaceSpec
 
@@ -240,6 +248,11 @@ class Store:
         entity_graph.index_document(conn, op.doc_id, op.items)
         for space, sv in op.vectors.items():
             self._put_vectors(conn, space, sv)
+        # An op's unit vectors replace the document's; an op without any leaves none (the
+        # composer then encodes those units at query time).
+        conn.executemany("DELETE FROM unit_vectors WHERE key = ?", ((k,) for k in old | new))
+        if op.units is not None:
+            self._put_units(conn, op.units)
         return old | new
 
     @staticmethod
@@ -248,6 +261,7 @@ class Store:
             conn.execute("DELETE FROM items WHERE key = ?", (key,))
             conn.execute("DELETE FROM items_fts WHERE rowid = ?", (key,))
             conn.execute("DELETE FROM vectors WHERE key = ?", (key,))
+            conn.execute("DELETE FROM unit_vectors WHERE key = ?", (key,))
 
     @staticmethod
     def _put_document(conn: sqlite3.Connection, doc: DocumentRecord, ts: float) -> None:
@@ -317,6 +331,92 @@ class Store:
                 (space, int(k), sv.encoder, sv.version, vecs[i].tobytes())
                 for i, k in enumerate(sv.keys)
             ),
+        )
+
+    @staticmethod
+    def _put_units(conn: sqlite3.Connection, uv: UnitVectors) -> None:
+        codes = np.ascontiguousarray(uv.codes, dtype=np.int8)
+        conn.executemany(
+            "INSERT OR REPLACE INTO unit_vectors VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    int(uv.keys[i]),
+                    int(uv.positions[i]),
+                    int(uv.checks[i]),
+                    uv.encoder,
+                    uv.version,
+                    float(uv.scales[i]),
+                    codes[i].tobytes(),
+                )
+                for i in range(len(uv))
+            ),
+        )
+
+    def put_units(self, uv: UnitVectors) -> None:
+        """Write unit vectors of items that exist (``edgerag check --repair``): no op, since
+        they are derived from the items' text like the entity graph."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "DELETE FROM unit_vectors WHERE key = ?", ((int(k),) for k in set(uv.keys))
+                )
+                self._put_units(conn, uv)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def prune_units(self) -> int:
+        """Drop unit vectors whose item is gone (``edgerag check --repair``)."""
+        with self._write_lock:
+            cur = self._writer.execute(
+                "DELETE FROM unit_vectors WHERE key NOT IN (SELECT key FROM items)"
+            )
+            return int(cur.rowcount)
+
+    def unit_vectors(
+        self, keys: Sequence[int], encoder: str | None = None, version: str | None = None
+    ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+        """``(key, position) -> (checksum, float32 vector)`` of the items' stored unit vectors,
+        in one query; only those of ``encoder``/``version`` when given."""
+        keys = sorted({int(k) for k in keys})
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        rows = self._reader.execute(
+            "SELECT key, position, checksum, encoder, version, scale, vector FROM unit_vectors"
+            f" WHERE key IN ({marks})",
+            keys,
+        )
+        return {
+            (key, pos): (check, np.frombuffer(blob, dtype=np.int8).astype(np.float32) * scale)
+            for key, pos, check, enc, ver, scale, blob in rows
+            if (encoder is None or enc == encoder) and (version is None or ver == version)
+        }
+
+    def units_of(self, keys: Sequence[int]) -> UnitVectors | None:
+        """The stored unit vectors of ``keys`` as one block (for ``materialize``)."""
+        keys = sorted({int(k) for k in keys})
+        if not keys:
+            return None
+        marks = ",".join("?" * len(keys))
+        rows = self._reader.execute(
+            "SELECT key, position, checksum, encoder, version, scale, vector FROM unit_vectors"
+            f" WHERE key IN ({marks}) ORDER BY key, position",
+            keys,
+        ).fetchall()
+        if not rows:
+            return None
+        return UnitVectors(
+            rows[0][3],
+            rows[0][4],
+            keys=np.array([r[0] for r in rows], dtype=np.int64),
+            positions=np.array([r[1] for r in rows], dtype=np.int32),
+            checks=np.array([r[2] for r in rows], dtype=np.uint32),
+            scales=np.array([r[5] for r in rows], dtype=np.float32),
+            codes=np.stack([np.frombuffer(r[6], dtype=np.int8) for r in rows]),
         )
 
     def rebuild_fts(self) -> int:
@@ -620,6 +720,7 @@ class Store:
             items=items,
             vectors=vectors,
             ts=ts or time.time(),
+            units=self.units_of(keys),
         )
 
     # small state kept with the data ------------------------------------------------------
