@@ -348,11 +348,12 @@ def _prepare(
     ctx.encoder = getattr(engine, "encoder", None)
     ctx.unit_vectors = _unit_lookup(engine, ctx.encoder)
     ctx.query_vector = qvec if q.image is None and q.audio is None else None
-    if response.photo_vector is not None and not response.query_texts.get("image"):
+    photo = getattr(response, "photo_vector", None)  # (a fleet response carries none)
+    if photo is not None and not response.query_texts.get("image"):
         # Nothing read on the photo: its head vector speaks for it in the units' scores too
         # (beside the typed or spoken words, which are all query_texts holds then).
         words = " ".join(response.query_texts.values())
-        ctx.query_vector = photo_query_vector(engine, words, response.photo_vector)
+        ctx.query_vector = photo_query_vector(engine, words, photo)
         ctx.photo = True
     ctx.heard = response.query_texts.get("audio") if q.audio is not None else None
     ctx.k = k
