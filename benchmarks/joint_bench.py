@@ -3,6 +3,8 @@
 
     scripts/joint_data.sh && python benchmarks/joint_bench.py [--latency-queries 30]
     python benchmarks/joint_bench.py --latency [--rounds 60] [--db demo-data]   # demo collection
+    python benchmarks/joint_bench.py --photo-weights      # answer.PHOTO_WEIGHT sweep on the demo
+    python benchmarks/joint_bench.py --engine-transfer 200  # caption transfer through the engine
 
 Evaluated only on SOURCES the head never saw (``HELD_OUT_SETS``: one emoji style, one icon set,
 scikit-image's photos). Each held-out set is split in two, seeded: one half plays the user's
@@ -309,6 +311,83 @@ def engine_transfer(set_name: str, limit: int, seed: int) -> dict:
     return out
 
 
+PHOTO_QUESTION = "what should I do about this?"
+
+
+def _hit(row: dict) -> object:
+    from edgerag.types import Hit
+
+    return Hit(
+        row["key"], row["item_id"], row["doc_id"], row["source"], "text", 0.0, row["text"],
+        metadata=row["metadata"],
+    )  # fmt: skip
+
+
+BATTERY_UNITS = {  # unit text prefix → column label
+    "Symptom: E-120": "E-120 battery low row",
+    "Code E-120": "Code E-120 row",
+    "Part number KX40-BAT": "KX40-BAT-3V part row",
+    "Task: Replace controller battery": "battery task row",
+}
+
+
+def photo_weights(db: Path | None, weights: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 3)) -> dict:
+    """``--photo-weights``: for the demo's battery photo + ``PHOTO_QUESTION``, the rank of each
+    battery unit among all units of the demo's text documents when units are scored against
+    ``answer.photo_query_vector`` with each head weight (0 = the words alone); then the best
+    unit cosine at weight ``PHOTO_WEIGHT`` for scikit-image photos that the corpus does not
+    cover (what a support threshold would have to separate)."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine, Query
+    from edgerag.answer import PHOTO_WEIGHT, photo_query_vector
+    from edgerag.config import EngineConfig
+    from edgerag.generation.units import units
+    from edgerag.retrieval.query import encode_query
+
+    def png(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(array).convert("RGB").save(buf, format="PNG")
+        return buf.getvalue()
+
+    out: dict = {"ranks": {}, "best cosine at PHOTO_WEIGHT": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = db or Path(tmp) / "demo"
+        with Engine.open(path, EngineConfig(ocr=False, transcribe=False)) as engine:
+            if db is None:
+                engine.ingest([DEMO / "corpus"])
+            keys = engine.store.filter_keys({"modality": "text"})
+            rows = engine.store.items([int(k) for k in keys])
+            texts = list(dict.fromkeys(u.text for r in rows.values() for u in units(_hit(r))))
+            vecs = np.asarray(engine.encoder.encode(texts), np.float32)
+            targets = {
+                label: next(i for i, t in enumerate(texts) if t.startswith(prefix))
+                for prefix, label in BATTERY_UNITS.items()
+            }
+            out["units"] = len(texts)
+
+            def head_of(data: bytes) -> np.ndarray:
+                vec = encode_query(engine, Query(image=data), ocr=False).photo_vector
+                assert vec is not None, "no joint head"
+                return vec
+
+            battery = head_of((DEMO / "queries" / "battery-photo.png").read_bytes())
+            for w in weights:
+                cos = vecs @ photo_query_vector(engine, PHOTO_QUESTION, battery, w)
+                rank = (-cos).argsort().argsort()
+                out["ranks"][w] = {lab: int(rank[i]) + 1 for lab, i in targets.items()}
+            photos = {"battery (demo)": battery}
+            for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "horse"):
+                photos[name] = head_of(png(getattr(skimage.data, name)()))
+            for name, vec in photos.items():
+                cos = vecs @ photo_query_vector(engine, PHOTO_QUESTION, vec, PHOTO_WEIGHT)
+                out["best cosine at PHOTO_WEIGHT"][name] = round(float(cos.max()), 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
@@ -329,7 +408,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only caption transfer through the engine on N held-out Fluent emoji",
     )
+    ap.add_argument(
+        "--photo-weights",
+        action="store_true",
+        help="only the composer's photo weight sweep on the demo (answer.PHOTO_WEIGHT)",
+    )
     args = ap.parse_args(argv)
+    if args.photo_weights:
+        print(json.dumps(photo_weights(args.db), indent=1))
+        return 0
     if args.engine_transfer:
         result = engine_transfer("fluent-emoji-flat", args.engine_transfer, args.seed)
         print(json.dumps(result, indent=1))

@@ -209,9 +209,9 @@ _EXTRACTIVE = ExtractiveGenerator()
 COMPOSER_POOL = 10
 # Weight of a wordless photo's head vector beside the typed question's vector, in the vector the
 # composer scores units against (both live in the MiniLM space). Measured on the demo (battery
-# photo + "what should I do about this?", all 455 units): the words alone rank the "E-120
+# photo + "what should I do about this?", all 466 units): the words alone rank the "E-120
 # battery low" row 5th, weight 0.5 2nd, 1.0 and 1.5 1st, 2.0 4th (the part-number row 1st);
-# see docs/notes/joint2.md. 1.0 is also the search's own image weight.
+# `benchmarks/joint_bench.py --photo-weights`. 1.0 is also the search's own image weight.
 PHOTO_WEIGHT = 1.0
 
 
