@@ -2,6 +2,9 @@
 """Held-out evaluation of the joint image→text head, plus its latency.
 
     scripts/joint_data.sh && python benchmarks/joint_bench.py [--latency-queries 30]
+    python benchmarks/joint_bench.py --latency [--rounds 60] [--db demo-data]   # demo collection
+    python benchmarks/joint_bench.py --photo-weights      # answer.PHOTO_WEIGHT sweep on the demo
+    python benchmarks/joint_bench.py --engine-transfer 200  # caption transfer through the engine
 
 Evaluated only on SOURCES the head never saw (``HELD_OUT_SETS``: one emoji style, one icon set,
 scikit-image's photos). Each held-out set is split in two, seeded: one half plays the user's
@@ -185,13 +188,250 @@ def latency(head: JointHead, queries: int) -> dict:
     }
 
 
+DEMO = Path(__file__).resolve().parents[1] / "demo"
+DEMO_PHOTOS = [
+    "queries/battery-photo.png",
+    "media/p2b-strainer-basket-photo.jpg",
+    "media/p2a-skid-photo.jpg",
+    "media/kx40-bearing-housing.png",
+]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[int(q * (len(ordered) - 1))], 2)
+
+
+def demo_latency(rounds: int, db: Path | None = None) -> dict:
+    """On the demo collection (``--latency``): the head's cost per image at ingest (the
+    projection ingest runs, timed on the collection's own images one at a time, as one image
+    document is one op) and photo queries without OCR, uncached, with a text query timed in
+    the same run as the load reference. Photos: ``DEMO_PHOTOS`` in turn."""
+    from edgerag import Engine, Query
+    from edgerag.config import EngineConfig
+    from edgerag.ingest.joint import VISUAL_SPACE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = db or Path(tmp) / "demo"
+        cfg = EngineConfig(ocr=False, transcribe=False)  # ingest speed only: queries skip OCR
+        with Engine.open(path, cfg) as engine:
+            if db is None:
+                engine.ingest([DEMO / "corpus", DEMO / "media"])
+            engine.cache.enabled = False  # every query runs the whole path
+            head = engine.joint_head
+            keys = engine.store.filter_keys({"modality": "image"})
+            present, feats = engine.store.vectors(VISUAL_SPACE, keys)
+            rows = engine.store.items([int(k) for k in present])
+            labels = [rows[int(k)]["metadata"].get("labels", []) for k in present]
+            ingest_ms = []
+            for _ in range(max(1, 200 // max(1, len(present)))):
+                for i in range(len(present)):
+                    t0 = time.perf_counter()
+                    head.project_labels(feats[i : i + 1], labels[i : i + 1])
+                    ingest_ms.append((time.perf_counter() - t0) * 1000)
+            photos = [(DEMO / p).read_bytes() for p in DEMO_PHOTOS]
+            engine.search(Query(image=photos[0]), k=5, ocr=False)  # warm-up: models load
+            engine.search("E-120 battery low", k=5)
+            total, cnn, head_ms, text_ms = [], [], [], []
+            for i in range(rounds):
+                t0 = time.perf_counter()
+                r = engine.search(Query(image=photos[i % len(photos)]), k=5, ocr=False)
+                total.append((time.perf_counter() - t0) * 1000)
+                cnn.append(r.timings_ms.get("image_visual", 0.0))
+                head_ms.append(r.timings_ms.get("head", 0.0))
+                t0 = time.perf_counter()
+                engine.search(f"what does alarm E-1{i % 20:02d} mean", k=5)
+                text_ms.append((time.perf_counter() - t0) * 1000)
+            rest = [t - c for t, c in zip(total, cnn, strict=True)]
+    return {
+        "images in collection": int(len(present)),
+        "head ms/image at ingest p50 / p95": (_pct(ingest_ms, 0.5), _pct(ingest_ms, 0.95)),
+        "photo query (no OCR) p50 / p95 ms": (_pct(total, 0.5), _pct(total, 0.95)),
+        "  EfficientNet-Lite0 in it p50 / p95 ms": (_pct(cnn, 0.5), _pct(cnn, 0.95)),
+        "  head in it p50 / p95 ms": (_pct(head_ms, 0.5), _pct(head_ms, 0.95)),
+        "  everything else p50 / p95 ms": (_pct(rest, 0.5), _pct(rest, 0.95)),
+        "text query (same run) p50 / p95 ms": (_pct(text_ms, 0.5), _pct(text_ms, 0.95)),
+        "photo p95 / text p95": round(_pct(total, 0.95) / max(_pct(text_ms, 0.95), 1e-9), 2),
+        "queries": rounds,
+    }
+
+
+def engine_transfer(set_name: str, limit: int, seed: int) -> dict:
+    """Caption transfer through the engine, no manual step (``--engine-transfer``): half of a
+    held-out set is ingested with its names as PNG captions, the other half with no words at
+    all (neutral file names, OCR off), in one ingest call; the gallery half is then scored
+    from what the engine stored, with ``caption_transfer`` off and on: its ``text`` vectors
+    (label words; + borrowed captions) and its ``imagetext`` vectors (head; head + transfer)."""
+    import hashlib
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    from edgerag import Engine
+    from edgerag.bench.joint_data import iconify_svgs, rasterise, retrieval_scores
+    from edgerag.config import EngineConfig
+
+    pairs = iconify_svgs(set_name, limit, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    bank_rows, gallery_rows = set(order[: len(order) // 2].tolist()), order[len(order) // 2 :]
+    out: dict = {"set": set_name, "bank": len(bank_rows), "gallery": len(gallery_rows)}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, (name, svg) in enumerate(pairs):
+            info = PngInfo()
+            if i in bank_rows:
+                info.add_text("Description", name)
+            buf = io.BytesIO()
+            rasterise(svg).save(buf, format="PNG", pnginfo=info)
+            path = Path(tmp) / f"{hashlib.sha1(f'{seed}:{i}'.encode()).hexdigest()[:16]}.png"
+            path.write_bytes(buf.getvalue())
+            files.append(path)
+        names = [pairs[i][0] for i in gallery_rows]
+        for transfer in (False, True):
+            cfg = EngineConfig(ocr=False, transcribe=False, caption_transfer=transfer)
+            with Engine.open(Path(tmp) / f"c{int(transfer)}", cfg) as engine:
+                t0 = time.perf_counter()
+                engine.ingest(files)
+                took = time.perf_counter() - t0
+                keys = np.array(
+                    [engine.store.doc_keys(str(files[i].resolve()))[0] for i in gallery_rows]
+                )
+                uniq = sorted(set(names))
+                vec_of = dict(zip(uniq, engine.encoder.encode(uniq), strict=True))
+                for space in ("text", "imagetext"):
+                    vecs = engine.store.vectors(space, keys)[1]
+                    label = {
+                        ("text", False): "text space: label words",
+                        ("text", True): "text space: labels + borrowed captions (transfer)",
+                        ("imagetext", False): "imagetext: head",
+                        ("imagetext", True): "imagetext: head + transfer",
+                    }[space, transfer]
+                    out[label] = retrieval_scores(vecs, names, vec_of)
+                out[f"ingest s (transfer {'on' if transfer else 'off'})"] = round(took, 1)
+    return out
+
+
+PHOTO_QUESTION = "what should I do about this?"
+
+
+def _hit(row: dict) -> object:
+    from edgerag.types import Hit
+
+    return Hit(
+        row["key"], row["item_id"], row["doc_id"], row["source"], "text", 0.0, row["text"],
+        metadata=row["metadata"],
+    )  # fmt: skip
+
+
+BATTERY_UNITS = {  # unit text prefix → column label
+    "Symptom: E-120": "E-120 battery low row",
+    "Code E-120": "Code E-120 row",
+    "Part number KX40-BAT": "KX40-BAT-3V part row",
+    "Task: Replace controller battery": "battery task row",
+}
+
+
+def photo_weights(db: Path | None, weights: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 3)) -> dict:
+    """``--photo-weights``: for the demo's battery photo + ``PHOTO_QUESTION``, the rank of each
+    battery unit among all units of the demo's text documents when units are scored against
+    ``answer.photo_query_vector`` with each head weight (0 = the words alone); then the best
+    unit cosine at weight ``PHOTO_WEIGHT`` for scikit-image photos that the corpus does not
+    cover (what a support threshold would have to separate)."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine, Query
+    from edgerag.answer import PHOTO_WEIGHT, photo_query_vector
+    from edgerag.config import EngineConfig
+    from edgerag.generation.units import units
+    from edgerag.retrieval.query import encode_query
+
+    def png(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(array).convert("RGB").save(buf, format="PNG")
+        return buf.getvalue()
+
+    out: dict = {"ranks": {}, "best cosine at PHOTO_WEIGHT": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = db or Path(tmp) / "demo"
+        with Engine.open(path, EngineConfig(ocr=False, transcribe=False)) as engine:
+            if db is None:
+                engine.ingest([DEMO / "corpus"])
+            keys = engine.store.filter_keys({"modality": "text"})
+            rows = engine.store.items([int(k) for k in keys])
+            texts = list(dict.fromkeys(u.text for r in rows.values() for u in units(_hit(r))))
+            vecs = np.asarray(engine.encoder.encode(texts), np.float32)
+            targets = {
+                label: next(i for i, t in enumerate(texts) if t.startswith(prefix))
+                for prefix, label in BATTERY_UNITS.items()
+            }
+            out["units"] = len(texts)
+
+            def head_of(data: bytes) -> np.ndarray:
+                vec = encode_query(engine, Query(image=data), ocr=False).photo_vector
+                assert vec is not None, "no joint head"
+                return vec
+
+            battery = head_of((DEMO / "queries" / "battery-photo.png").read_bytes())
+            for w in weights:
+                cos = vecs @ photo_query_vector(engine, PHOTO_QUESTION, battery, w)
+                rank = (-cos).argsort().argsort()
+                out["ranks"][w] = {lab: int(rank[i]) + 1 for lab, i in targets.items()}
+            photos = {"battery (demo)": battery}
+            for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "horse"):
+                photos[name] = head_of(png(getattr(skimage.data, name)()))
+            for name, vec in photos.items():
+                cos = vecs @ photo_query_vector(engine, PHOTO_QUESTION, vec, PHOTO_WEIGHT)
+                out["best cosine at PHOTO_WEIGHT"][name] = round(float(cos.max()), 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latency-queries", type=int, default=30)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument(
+        "--latency",
+        action="store_true",
+        help="only the demo collection's latency: head ms/image at ingest, photo query p95",
+    )
+    ap.add_argument("--rounds", type=int, default=60, help="photo queries for --latency")
+    ap.add_argument("--db", type=Path, default=None, help="an existing demo collection")
+    ap.add_argument(
+        "--engine-transfer",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only caption transfer through the engine on N held-out Fluent emoji",
+    )
+    ap.add_argument(
+        "--photo-weights",
+        action="store_true",
+        help="only the composer's photo weight sweep on the demo (answer.PHOTO_WEIGHT)",
+    )
     args = ap.parse_args(argv)
+    if args.photo_weights:
+        print(json.dumps(photo_weights(args.db), indent=1))
+        return 0
+    if args.engine_transfer:
+        result = engine_transfer("fluent-emoji-flat", args.engine_transfer, args.seed)
+        print(json.dumps(result, indent=1))
+        return 0
+    if args.latency:
+        import os
+
+        load = os.getloadavg()
+        result = demo_latency(args.rounds, args.db)
+        print(f"demo latency (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start):")
+        for key, value in result.items():
+            print(f"  {key}: {value}")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     if args.latency_only:
         print("latency:", latency(JointHead(), args.latency_queries))
         return 0

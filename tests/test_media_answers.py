@@ -108,7 +108,7 @@ def test_demo_answers_contain_their_expected_facts(tmp_path):
         for line in (DEMO / "questions.txt").read_text().splitlines()
         if " => " in line and not line.startswith("#")
     )
-    assert n_questions == 7 and out.count("✓") + out.count("✗") == n_questions
+    assert n_questions == 8 and out.count("✓") + out.count("✗") == n_questions
     assert "heard: " in out
     failed = [block.split("\n", 1)[0] for block in out.split("\nQ: ")[1:] if "✗" in block]
     assert failed == [], out

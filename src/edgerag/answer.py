@@ -191,9 +191,11 @@ class _Context:
     query_vector: np.ndarray | None = None
     heard: str | None = None
     k: int = 5  # sources shown: the pool is cut to k (plus any cited beyond it) at the end
+    photo: bool = False  # query_vector carries a wordless photo's head vector
 
     def extractive_text(self, generator: ExtractiveGenerator) -> str:
-        return generator.compose(
+        composer = generator.for_photo() if self.photo else generator
+        return composer.compose(
             self.prompt.question,
             self.prompt.sources,
             self.encoder,
@@ -205,6 +207,12 @@ class _Context:
 
 _EXTRACTIVE = ExtractiveGenerator()
 COMPOSER_POOL = 10
+# Weight of a wordless photo's head vector beside the typed question's vector, in the vector the
+# composer scores units against (both live in the MiniLM space). Measured on the demo (battery
+# photo + "what should I do about this?", all 466 units): the words alone rank the "E-120
+# battery low" row 5th, weight 0.5 2nd, 1.0 and 1.5 1st, 2.0 4th (the part-number row 1st);
+# `benchmarks/joint_bench.py --photo-weights`. 1.0 is also the search's own image weight.
+PHOTO_WEIGHT = 1.0
 
 
 def _reranker(engine: Engine) -> Reranker | None:
@@ -230,6 +238,17 @@ def _query_vector(engine: Engine, q: Query, mode: str) -> np.ndarray | None:
     if cache is not None:
         return cache.query_vector(q.text or "")  # type: ignore[no-any-return]
     return np.asarray(engine.encoder.encode([q.text or ""]))[0]
+
+
+def photo_query_vector(
+    engine: Engine, typed: str | None, photo: np.ndarray, weight: float = PHOTO_WEIGHT
+) -> np.ndarray:
+    """The vector a photo question's units are scored against: the typed words' vector plus
+    ``weight`` × the photo's head vector, normalised (the photo alone without typed words)."""
+    vec = weight * np.asarray(photo, dtype=np.float32)
+    if typed and typed.strip():
+        vec = vec + np.asarray(engine.encoder.encode([typed]), dtype=np.float32)[0]
+    return vec / (np.linalg.norm(vec) or 1.0)
 
 
 def _neighbour_words(hits: list[Hit], n: int = 2) -> list[str]:
@@ -272,11 +291,11 @@ def _media_question_sources(
     found = engine.search(Query(text=expanded), k=k, filters=text_filters, mode=mode).hits
     if q.image is not None and not photo_words:
         # Nothing was read on the photo, so the words search knows only the typed question
-        # ("what does this mean?"), and in the fused vector the typed words outweigh the photo.
-        # The photo alone, through the joint head's vector in the text space, finds the
-        # passages about what it shows: they lead.
-        by_photo = engine.search(Query(image=q.image), k=k, filters=text_filters, mode=mode).hits
-        found = _dedup([*by_photo[:2], *found])[:k]
+        # ("what should I do about this?"). The photo with the typed words, through the joint
+        # head's vector in the text space, finds the passages about what it shows: they lead.
+        photo_q = Query(text=q.text, image=q.image, weights={"image": PHOTO_WEIGHT})
+        by_photo = engine.search(photo_q, k=k, filters=text_filters, mode=mode).hits
+        found = _dedup([*by_photo[: max(2, k // 2)], *found])[:k]
     media = [h for h in hits if h.modality != "text" and h.key not in {t.key for t in found}]
     if not found:
         return hits[:k]
@@ -329,6 +348,13 @@ def _prepare(
     ctx.encoder = getattr(engine, "encoder", None)
     ctx.unit_vectors = _unit_lookup(engine, ctx.encoder)
     ctx.query_vector = qvec if q.image is None and q.audio is None else None
+    photo = getattr(response, "photo_vector", None)  # (a fleet response carries none)
+    if photo is not None and not response.query_texts.get("image"):
+        # Nothing read on the photo: its head vector speaks for it in the units' scores too
+        # (beside the typed or spoken words, which are all query_texts holds then).
+        words = " ".join(response.query_texts.values())
+        ctx.query_vector = photo_query_vector(engine, words, photo)
+        ctx.photo = True
     ctx.heard = response.query_texts.get("audio") if q.audio is not None else None
     ctx.k = k
     return ctx

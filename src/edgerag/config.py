@@ -49,6 +49,9 @@ class EngineConfig:
             originals file is compacted at every delete either way).
         joint_head: project images and video frames into the text space with the trained head
             shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set.
+        caption_transfer: after each ingest, images and frames with no words of their own
+            (no caption, nothing read) borrow the captions of their visually nearest captioned
+            images in the collection (``edgerag.ingest.joint.transfer_captions``).
         unit_vectors: vectors of the answer units (sentences, rows) stored at ingest for the
             composer: "late" (pooled from the chunk's own forward pass, no extra encode),
             "separate" (each unit encoded on its own) or "off" (encoded at query time).
@@ -75,6 +78,7 @@ class EngineConfig:
     pii_regions: tuple[str, ...] = ("US", "GB", "DE", "NL", "FR", "ES", "IT")
     erase_rebuilds_index: bool = True
     joint_head: bool = True
+    caption_transfer: bool = True
     unit_vectors: str = "late"
 
     def __post_init__(self) -> None:

@@ -438,6 +438,10 @@ class Engine:
                 report.errors.append((prep.source, prep.reason))
             if progress:
                 progress(prep.source, prep.outcome)
+        if self.config.caption_transfer and report.added and "visual" in self.indexes:
+            from edgerag.ingest.joint import transfer_captions
+
+            transfer_captions(self, report.added)
         report.lsn = self.store.last_lsn()
         return report
 

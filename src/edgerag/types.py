@@ -140,6 +140,9 @@ class SearchResponse:
     # The words the query gave, by modality: "text" as typed, "image" as read in the photo
     # (caption, alt text, OCR; not guessed labels), "audio" as heard. The answerer's question.
     query_texts: dict[str, str] = field(default_factory=dict)
+    # The query photo in the text space (the joint head's vector), for the answer composer to
+    # score units against what the photo shows; None without a photo or a head. Not serialised.
+    photo_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def heard(self) -> str | None:

@@ -20,6 +20,7 @@ The answer is the best unit, plus the next ones while they stay close to it, eac
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -187,6 +188,11 @@ class ExtractiveGenerator(Generator):
         weights: score weights (see :class:`ComposerWeights`).
         unit_sources: units are taken from this many top sources.
         max_encoded: units (best by the other scores) whose cosine is computed.
+        min_photo_cosine: ``min_cosine`` (and ``min_stored_cosine``) when the query vector
+            carries a wordless photo's head
+            vector (:meth:`for_photo`): the head's cosines are lower than text-to-text ones
+            (the demo's battery photo + "what should I do about this?" reaches 0.18 on its
+            manual row), see docs/notes/joint2.md.
     """
 
     name = "extractive"
@@ -203,6 +209,7 @@ class ExtractiveGenerator(Generator):
         max_sentences: int | None = None,
         unit_sources: int = 10,
         max_encoded: int = 24,
+        min_photo_cosine: float = 0.15,
     ) -> None:
         self.max_units = max_sentences or max_units
         self.max_chars = max_chars
@@ -213,6 +220,13 @@ class ExtractiveGenerator(Generator):
         self.weights = weights or _fitted_weights()
         self.unit_sources = unit_sources
         self.max_encoded = max_encoded
+        self.min_photo_cosine = min_photo_cosine
+
+    def for_photo(self) -> ExtractiveGenerator:
+        """This composer with the support threshold of a photo question (see the class doc)."""
+        photo = copy.copy(self)
+        photo.min_cosine = photo.min_stored_cosine = self.min_photo_cosine
+        return photo
 
     # ------------------------------------------------------------------------- selection
     def candidates(self, sources: Sequence[Hit]) -> list[Candidate]:

@@ -101,7 +101,10 @@ class Retriever:
         else:
             hits = self._hydrate_top(fused, rankings, method, k)
         timer.lap("hydrate")
-        return SearchResponse(hits[:k], timer.total(), mode, " + ".join(plan), encoded.read)
+        plan_text = " + ".join(plan)
+        return SearchResponse(
+            hits[:k], timer.total(), mode, plan_text, encoded.read, encoded.photo_vector
+        )
 
     def rankings(
         self, query: Query, n: int, filters: Filters | None = None, mode: str = "hybrid"

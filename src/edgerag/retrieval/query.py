@@ -47,6 +47,7 @@ class EncodedQuery:
     texts: dict[str, str] = field(default_factory=dict)  # modality → text searched with
     # modality → words literally given, read (caption, OCR) or heard: what an answer quotes
     read: dict[str, str] = field(default_factory=dict)
+    photo_vector: np.ndarray | None = None  # the photo's head vector (text space), if any
 
     def fused(self) -> dict[str, np.ndarray]:
         """Early fusion: one weighted, normalised vector per space."""
@@ -85,12 +86,15 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     if query.image is not None:
         media = engine.media
         name, data = _read(query.image, "image")
+        head = engine.joint_head
         try:
-            image_text, read, image_visual, image_probs, ms = media.query_image_probs(data, ocr=ocr)
+            image_text, read, image_visual, image_probs, ms = media.query_image_probs(
+                data, ocr=ocr, describe=head is None
+            )
         except InputError as exc:
             raise InputError(name, exc.reason) from exc
         encoded.timings_ms.update({f"image_{k}": v for k, v in ms.items()})
-        if engine.joint_head is not None:
+        if head is not None:
             # The head speaks for what the photo shows; unsure ImageNet words ("switch" for a
             # drawn battery) would only pull the query towards passages about switches.
             image_text = _confident_text(media, read, image_probs)
@@ -156,6 +160,7 @@ def _add_head_parts(
         t0 = time.perf_counter()
         vec = head.project_probs(visual[None, :], probs[None, :])[0]
         encoded.timings_ms["head"] = (time.perf_counter() - t0) * 1000
+        encoded.photo_vector = vec
         encoded.parts.append(Part("image", TEXT, vec, None, weights["image"]))
         if IMAGETEXT in engine.indexes:
             encoded.parts.append(Part("image", IMAGETEXT, vec, None, weights["image"]))
