@@ -112,6 +112,41 @@ def load_tokenizer(path: Path | None = None, max_tokens: int | None = MAX_TOKENS
     return tok
 
 
+OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+
+
+def session_options(
+    threads: int | None = None, spinning: bool = False, optimization: str = "all"
+) -> Any:
+    """onnxruntime session options for a small shared CPU box.
+
+    ``spinning`` off by default: onnxruntime's intra-op threads otherwise busy-wait after each
+    ``run()`` and take the cores from what the query path does next (ANN, FTS5, hydrate) and
+    from other processes; measured in ``benchmarks/onnx_options_bench.py`` (docs/notes/perf.md).
+    One inter-op thread: the graph is a chain, parallel branches would only add threads.
+    """
+    if optimization not in OPTIMIZATIONS:
+        raise ConfigError(
+            f"unknown onnxruntime optimization {optimization!r}; choose one of {OPTIMIZATIONS}"
+        )
+    ort = require("onnxruntime")
+    levels = ort.GraphOptimizationLevel
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = {
+        "disable": levels.ORT_DISABLE_ALL,
+        "basic": levels.ORT_ENABLE_BASIC,
+        "extended": levels.ORT_ENABLE_EXTENDED,
+        "all": levels.ORT_ENABLE_ALL,
+    }[optimization]
+    spin = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
+
+
 class MiniLMEncoder(TextEncoder):
     """Sentence embeddings (mean pooling, L2-normalised), 384-d.
 
@@ -130,9 +165,12 @@ class MiniLMEncoder(TextEncoder):
         threads: int | None = None,
         batch_size: int = 8,
         compute: str = "f32",
+        spinning: bool = False,
+        optimization: str = "all",
     ) -> None:
         """``compute``: "f32" (the shipped model as it is) or "int8" (integer matmuls, see
-        :func:`quantized_minilm_path`; other vectors, so another ``version``)."""
+        :func:`quantized_minilm_path`; other vectors, so another ``version``).
+        ``threads``/``spinning``/``optimization``: see :func:`session_options`."""
         if compute not in COMPUTES:
             raise ConfigError(f"unknown MiniLM compute {compute!r}; choose one of {COMPUTES}")
         ort = require("onnxruntime")
@@ -143,12 +181,10 @@ class MiniLMEncoder(TextEncoder):
             # (padding included): batched, a text's vector would depend on its neighbours.
             # One text per run keeps it a function of the text alone (and measured no slower).
             batch_size = 1
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         self._session = ort.InferenceSession(
-            str(model_path or minilm_onnx_path()), options, providers=["CPUExecutionProvider"]
+            str(model_path or minilm_onnx_path()),
+            session_options(threads, spinning, optimization),
+            providers=["CPUExecutionProvider"],
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = load_tokenizer(tokenizer_path)
