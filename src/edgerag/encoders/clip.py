@@ -30,6 +30,7 @@ import numpy as np
 
 from edgerag._optional import require
 from edgerag.encoders.base import normalize
+from edgerag.encoders.onnx_session import session_options
 from edgerag.errors import ConfigError, EncoderError, MissingExtraError
 from edgerag.types import Vectors
 
@@ -110,10 +111,7 @@ class ClipEncoder:
     @staticmethod
     def _session(path: Path, threads: int) -> Any:
         ort = require("onnxruntime")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(threads)
         try:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgerag._optional import require
 from edgerag.encoders.base import TextEncoder, normalize
+from edgerag.encoders.onnx_session import session_options
 from edgerag.errors import ConfigError, EncoderError, MissingExtraError
 from edgerag.types import Vectors
 
@@ -130,9 +131,12 @@ class MiniLMEncoder(TextEncoder):
         threads: int | None = None,
         batch_size: int = 8,
         compute: str = "f32",
+        spinning: bool = False,
+        optimization: str = "all",
     ) -> None:
         """``compute``: "f32" (the shipped model as it is) or "int8" (integer matmuls, see
-        :func:`quantized_minilm_path`; other vectors, so another ``version``)."""
+        :func:`quantized_minilm_path`; other vectors, so another ``version``).
+        ``threads``/``spinning``/``optimization``: see :func:`session_options`."""
         if compute not in COMPUTES:
             raise ConfigError(f"unknown MiniLM compute {compute!r}; choose one of {COMPUTES}")
         ort = require("onnxruntime")
@@ -143,12 +147,10 @@ class MiniLMEncoder(TextEncoder):
             # (padding included): batched, a text's vector would depend on its neighbours.
             # One text per run keeps it a function of the text alone (and measured no slower).
             batch_size = 1
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         self._session = ort.InferenceSession(
-            str(model_path or minilm_onnx_path()), options, providers=["CPUExecutionProvider"]
+            str(model_path or minilm_onnx_path()),
+            session_options(threads, spinning, optimization),
+            providers=["CPUExecutionProvider"],
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = load_tokenizer(tokenizer_path)

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgerag._optional import require
 from edgerag.encoders.base import normalize
+from edgerag.encoders.onnx_session import session_options
 from edgerag.errors import EncoderError
 from edgerag.types import Vectors
 
@@ -267,13 +268,9 @@ class EfficientNetLite0:
     ) -> None:
         ort = require("onnxruntime")
         path = onnx_path or self._ensure_exported()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
+                str(path), session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises untyped errors for bad files
             raise EncoderError(f"cannot load EfficientNet-Lite0 ONNX {path}: {exc}") from exc

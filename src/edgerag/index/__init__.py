@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from edgerag.errors import ConfigError
-from edgerag.index.base import QUANTIZATIONS, AnnEngine, IndexConfig
+from edgerag.index.base import QUANTIZATIONS, RESCORE_SOURCES, AnnEngine, IndexConfig
 
 # name → "module:Class"; imported lazily so a missing extra only fails when chosen.
 ENGINES: dict[str, str] = {
@@ -24,6 +24,10 @@ def create_engine(dim: int, metric: str, config: IndexConfig) -> AnnEngine:
     if config.quantization not in QUANTIZATIONS:
         raise ConfigError(
             f"unknown quantization {config.quantization!r}; choose one of {list(QUANTIZATIONS)}"
+        )
+    if config.rescore not in RESCORE_SOURCES:
+        raise ConfigError(
+            f"unknown rescore source {config.rescore!r}; choose one of {list(RESCORE_SOURCES)}"
         )
     module_name, class_name = ENGINES[config.backend].split(":")
     engine_cls = getattr(importlib.import_module(module_name), class_name)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from edgerag.errors import NotFoundError
 from edgerag.index._util import KeyMap, empty_result, merge_topk, topk
+from edgerag.index.base import RESCORE_SOURCES
 from edgerag.index.quantize import rowwise_similarity, similarity
 from edgerag.types import Keys, SearchResult, Vectors
 
@@ -60,6 +61,15 @@ def hash_file_range(path: Path, offset: int, length: int) -> str:
     return h.hexdigest()
 
 
+def _grow_rows(arr: npt.NDArray[np.float16], used: int, need: int) -> npt.NDArray[np.float16]:
+    """``arr`` with room for ``need`` rows (doubling), the first ``used`` rows kept."""
+    if len(arr) >= need:
+        return arr
+    grown = np.empty((max(need, 2 * len(arr)), arr.shape[1]), dtype=arr.dtype)
+    grown[:used] = arr[:used]
+    return grown
+
+
 class Originals:
     """Memory-mapped float32 vectors keyed by int64, with tombstones and compaction."""
 
@@ -69,7 +79,13 @@ class Originals:
         dim: int,
         generation: int = 1,
         creating: Callable[[], AbstractContextManager[None]] | None = None,
+        rescore: str = "originals",
     ) -> None:
+        """``rescore``: "originals" re-ranks candidates on the mapped f32 rows; "f16" on an
+        in-memory half-precision copy (2 bytes/dim resident, the mapping is then touched only
+        by exact scans and ``get``)."""
+        if rescore not in RESCORE_SOURCES:
+            raise ValueError(f"unknown rescore source {rescore!r}; choose one of {RESCORE_SOURCES}")
         self.directory = directory
         self.dim = dim
         self.generation = generation
@@ -82,6 +98,10 @@ class Originals:
         self._row_keys = np.empty(0, dtype=np.int64)
         self._map = KeyMap()
         self._arr: npt.NDArray[np.float32] | None = None  # ndarray view of the memmap
+        # rows → f16 copy for rescoring (rescore="f16"); capacity grows like _row_keys
+        self._half: npt.NDArray[np.float16] | None = (
+            np.empty((0, dim), dtype=np.float16) if rescore == "f16" else None
+        )
         self._fh: BinaryIO | None = None
         self.segments: list[dict[str, object]] = []  # checksummed prefix, in order
 
@@ -140,6 +160,9 @@ class Originals:
             grown[: self._rows] = self._row_keys[: self._rows]
             self._row_keys = grown
         self._row_keys[rows] = keys
+        if self._half is not None:
+            self._half = _grow_rows(self._half, self._rows, self._rows + len(keys))
+            self._half[rows] = v
         self._rows += len(keys)
         self._map.insert(keys, rows)
         self._remap()
@@ -196,6 +219,8 @@ class Originals:
         self.close_file()
         self._path, self._fh, self._owned = path, out, True
         keys = self._row_keys[live].copy()
+        if self._half is not None:
+            self._half = self._half[live]
         self._rows = len(live)
         self._row_keys = keys
         self._map.rebuild(keys)
@@ -230,10 +255,18 @@ class Originals:
             return self._rescore_one(queries[0], cand[0], k)
         rows = self._map.lookup(cand)
         valid = rows >= 0
-        vecs = self._arr[np.where(valid, rows, 0)]  # (nq, c, dim): only the candidates' pages
+        vecs = self._rescore_rows(np.where(valid, rows, 0))  # (nq, c, dim): candidates only
         scores = rowwise_similarity(queries, vecs, metric)
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
         return topk(scores, np.where(valid, cand, -1), k)
+
+    def _rescore_rows(self, rows: npt.NDArray[np.int64]) -> Vectors:
+        """The rows rescoring reads: the f16 copy when kept (no page of the mapping touched),
+        else the mapped originals."""
+        if self._half is not None:
+            return self._half[rows].astype(np.float32)
+        assert self._arr is not None
+        return self._arr[rows]
 
     def _rescore_one(self, query: Vectors, cand: Keys, k: int) -> SearchResult:
         # The single-query hot path: a few dozen candidates, so every numpy call counts.
@@ -241,7 +274,7 @@ class Originals:
         rows = self._map.lookup(cand)
         ok = rows >= 0
         rows, cand = rows[ok], cand[ok]
-        scores = self._arr[rows] @ query  # GEMV over the candidates' rows only
+        scores = self._rescore_rows(rows) @ query  # GEMV over the candidates' rows only
         order = np.argsort(-scores, kind="stable")[:k]
         keys = np.full((1, k), -1, dtype=np.int64)
         out = np.full((1, k), -np.inf, dtype=np.float32)
@@ -319,6 +352,21 @@ class Originals:
         if self._rows and (self._path is None or not self._path.exists()):
             raise FileNotFoundError(self._path)
         self._remap()
+        if self._half is not None:
+            self._half = self._read_half()
+
+    def _read_half(self) -> npt.NDArray[np.float16]:
+        """The f16 copy of every row, read with plain file reads in blocks (through the page
+        cache, not the mapping: the f32 rows are not made resident in this process)."""
+        half = np.empty((self._rows, self.dim), dtype=np.float16)
+        if self._rows == 0 or self._path is None:
+            return half
+        with open(self._path, "rb") as fh:
+            for start in range(0, self._rows, _SCAN_BLOCK):
+                n = min(_SCAN_BLOCK, self._rows - start)
+                block = np.fromfile(fh, dtype="<f4", count=n * self.dim)
+                half[start : start + n] = block.reshape(n, self.dim)
+        return half
 
     def close_file(self) -> None:
         if self._fh is not None:

@@ -247,8 +247,13 @@ class SpaceIndex:
         return create_engine(self.spec.dim, self.spec.metric, self.config)
 
     def _new_originals(self) -> Originals:
+        cfg = self.config
+        rescoring = cfg.quantization != "f32" and cfg.oversample > 1
         return Originals(
-            self.directory, self.spec.dim, creating=lambda: self._dir_lock.hold(exclusive=True)
+            self.directory,
+            self.spec.dim,
+            creating=lambda: self._dir_lock.hold(exclusive=True),
+            rescore=cfg.rescore if rescoring else "originals",
         )
 
     def _wire_engine(self) -> None:

@@ -10,7 +10,6 @@ it) for (query, passage) pairs and returns one relevance logit per pair (shape `
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgerag._optional import require
+from edgerag.encoders.onnx_session import session_options
 from edgerag.errors import ConfigError, EncoderError
 from edgerag.retrieval.rerank.base import Reranker, apply_scores
 from edgerag.types import Hit
@@ -62,12 +62,9 @@ class CrossEncoderReranker(Reranker):
         for path, what in ((model_path, "cross-encoder model"), (tokenizer_path, "tokenizer")):
             if not path.is_file():
                 raise ConfigError(f"{what} file {str(path)!r} does not exist")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
+                str(model_path), session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises untyped errors for bad files
             raise ConfigError(f"{model_path}: not a loadable ONNX model: {exc}") from exc
