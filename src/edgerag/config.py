@@ -101,17 +101,26 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {sorted(known)}")
+        data = _known_keys(cls, data, "")
         if isinstance(data.get("index"), dict):
-            data["index"] = IndexConfig(**data["index"])
+            data["index"] = IndexConfig(**_known_keys(IndexConfig, data["index"], "index."))
         if isinstance(data.get("limits"), dict):
-            data["limits"] = Limits(**data["limits"])
+            data["limits"] = Limits(**_known_keys(Limits, data["limits"], "limits."))
         return cls(**data)
 
     @classmethod
     def load(cls, path: Path) -> EngineConfig:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def _known_keys(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``data`` if every key is a field of ``cls``; else a ConfigError naming the strangers (a
+    collection written by a newer edgerag says so instead of failing with a TypeError)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config keys {[prefix + k for k in unknown]}; valid: "
+            f"{sorted(prefix + k for k in known)} (written by a newer edgerag?)"
+        )
+    return dict(data)
