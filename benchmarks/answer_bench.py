@@ -202,12 +202,24 @@ class TokenHashEncoder:
         return out
 
 
+class _Stored:
+    """``pad_enc``'s vectors under ``enc``'s id and version (what the store keeps per space)."""
+
+    def __init__(self, enc: Any, pad_enc: Any) -> None:
+        self.id, self.version, self.dim = enc.id, enc.version, enc.dim
+        self._pad = pad_enc
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self._pad.encode(texts)
+
+
 def build_collection(directory: Path, n: int, qas: list[QA], pad: str = "minilm") -> dict[str, Any]:
     """Q/A answers as documents, then WordNet glosses (2,000 per op) up to ``n`` items.
 
     ``pad="hashed"``: the glosses' vectors come from :class:`TokenHashEncoder` (the Q/A answers
     and every query still go through MiniLM; the glosses' text still feeds BM25)."""
     from edgerag import Engine, EngineConfig
+    from edgerag.generation.unit_vectors import encode_items
     from edgerag.ingest.documents import TEXT_SPACE
     from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
     from edgerag.types import item_key
@@ -239,9 +251,13 @@ def build_collection(directory: Path, n: int, qas: list[QA], pad: str = "minilm"
                 hashlib.sha256(data).hexdigest(),
                 len(data),
             )
-            # stored under the space's encoder id: the engine serves one encoder per space
-            vectors = {TEXT_SPACE: SpaceVectors(enc.id, enc.version, keys, pad_enc.encode(texts))}
-            engine.apply(Op(UPSERT, doc_id, doc, items, vectors))
+            # stored under the space's encoder id: the engine serves one encoder per space;
+            # the padding's answer units get vectors too (as an ingest would store them), or the
+            # composer would encode every padding candidate at question time
+            as_enc = _Stored(enc, pad_enc)
+            item_vectors, units = encode_items(as_enc, items, texts, mode="separate")
+            vectors = {TEXT_SPACE: SpaceVectors(enc.id, enc.version, keys, item_vectors)}
+            engine.apply(Op(UPSERT, doc_id, doc, items, vectors, units=units))
             print(
                 f"  wordnet {start + len(texts):,}/{need:,} ({time.perf_counter() - t0:.0f}s)",
                 file=sys.stderr,
@@ -254,6 +270,7 @@ def build_collection(directory: Path, n: int, qas: list[QA], pad: str = "minilm"
         "items": items,
         "qa": len(qas),
         "pad": pad,
+        "units": True,  # collections built before answer-unit vectors were stored lack them
         "build_s": round(time.perf_counter() - t0),
     }
     (directory / "bench.json").write_text(json.dumps(info))
@@ -268,7 +285,7 @@ def open_collection(
     directory = cache / (f"answer-{n}" if pad == "minilm" else f"answer-{n}-{pad}")
     marker = directory / "bench.json"
     info = json.loads(marker.read_text()) if marker.exists() else None
-    if rebuild or info is None or info.get("qa") != len(qas):
+    if rebuild or info is None or info.get("qa") != len(qas) or not info.get("units"):
         import shutil
 
         shutil.rmtree(directory, ignore_errors=True)

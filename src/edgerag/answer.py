@@ -66,6 +66,10 @@ class Citation:
         }
 
 
+# Shown beside an answer whose ``matched_by`` is "photo" (CLI and web page say the same).
+PHOTO_MATCH_NOTE = "matched by what the photo looks like (no words on it): check the cited source"
+
+
 @dataclass
 class Answer:
     """A cited answer.
@@ -78,6 +82,9 @@ class Answer:
         partial: a wanted source or generator was unavailable (see ``errors``).
         generator: "extractive", "openai:<model>" or "llamacpp".
         heard: the transcript of a spoken question (shown as "heard: …"), else ``None``.
+        matched_by: "photo" when the answer rests on what a wordless photo looks like (the
+            joint head's similarity; nothing was read on it): a visual match the user should
+            check against the cited source, not a fact the question's words found. Else None.
         errors: why the answer is partial (not serialised).
         stages_ms: finer timings: encode, search, prompt (not serialised).
     """
@@ -91,6 +98,7 @@ class Answer:
     errors: list[str] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
     heard: str | None = None
+    matched_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -103,6 +111,8 @@ class Answer:
         }
         if self.heard is not None:
             out["heard"] = self.heard
+        if self.matched_by is not None:
+            out["matched_by"] = self.matched_by
         return out
 
 
@@ -251,11 +261,21 @@ def photo_query_vector(
     return vec / (np.linalg.norm(vec) or 1.0)
 
 
+# Visual (EfficientNet-Lite0) cosine an image must reach before its words expand a photo
+# question. Measured on the demo's pictures: the same thing shot again (rotated and cropped,
+# darker) 0.89-0.98, schematics of one drawing style 0.74-0.84, unrelated pictures 0.10-0.44
+# (the battery drawing's nearest demo image: 0.44). Below it the "neighbour" is only the least
+# unlike picture, and its words (a video slide's "CLOSE V-05") would answer another question.
+NEIGHBOUR_MIN_VISUAL = 0.6
+
+
 def _neighbour_words(hits: list[Hit], n: int = 2) -> list[str]:
     """What people wrote or painted on the photo's nearest images (caption, OCR), never the
-    model's label guesses: words that say what the photo shows, in the collection's language."""
+    model's label guesses: words that say what the photo shows, in the collection's language.
+    Only images that look like the photo (:data:`NEIGHBOUR_MIN_VISUAL`) lend their words."""
     words = []
-    for hit in [h for h in hits if h.modality == "image"][:n]:
+    near = [h for h in hits if h.scores.get("visual", 0.0) >= NEIGHBOUR_MIN_VISUAL]
+    for hit in [h for h in near if h.modality == "image"][:n]:
         meta = hit.metadata or {}
         for key in ("caption", "ocr_text"):
             text = " ".join(str(meta.get(key) or "").split())
@@ -401,6 +421,7 @@ def _finish(ctx: _Context, text: str, t_gen: float, renumbered: bool | None = No
         ctx.errors,
         ctx.stages,
         ctx.heard,
+        "photo" if ctx.photo and answer and answer != NOT_FOUND else None,
     )
 
 

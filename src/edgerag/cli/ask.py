@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from edgerag.answer import PHOTO_MATCH_NOTE
 from edgerag.cli import main
 from edgerag.cli.core import DB, open_engine
 from edgerag.config import MODES
@@ -73,6 +74,8 @@ def _stream_to_terminal(events: Any, wanted_llm: bool) -> None:
             sys.stdout.flush()
         elif event["type"] == "done":
             click.echo()
+            if event.get("matched_by") == "photo":
+                click.echo(PHOTO_MATCH_NOTE, err=True)
             _print_sources(sources, {c["n"] for c in event["citations"]})
             timings = ", ".join(f"{k} {v:.1f}" for k, v in event["timings_ms"].items())
             click.echo(f"\n{event['generator']}; timings (ms): {timings}", err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from edgerag.answer import Answer
+from edgerag.answer import PHOTO_MATCH_NOTE, Answer
 from edgerag.cli import main
 from edgerag.cli.core import print_response
 from edgerag.engine import Engine
@@ -117,6 +117,8 @@ def _ask(engine: Engine, question: DemoQuestion, k: int) -> bool:
     answer: Answer = engine.ask(question.query(), k=max(k, 5))
     if answer.heard is not None:
         click.echo(f"heard: {answer.heard}")
+    if answer.matched_by == "photo":
+        click.echo(PHOTO_MATCH_NOTE)
     ok = question.passes(answer.answer)
     mark = click.style("✓", fg="green") if ok else click.style("✗", fg="red")
     click.echo(f"A: {answer.answer}" + ("  (partial)" if answer.partial else "") + f"  {mark}")

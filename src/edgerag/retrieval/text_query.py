@@ -8,7 +8,7 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Function words that only dilute BM25 on short questions.
 STOPWORDS = frozenset(
     "a an and are as at be by can do does for from how i in is it my of on or the to what when "
-    "where which who why with you your should we this that".split()
+    "where which who why with you your should we this that about".split()
 )
 
 
@@ -22,3 +22,9 @@ def fts_match(query: str) -> str:
     content = [t for t in terms if t not in STOPWORDS] or terms
     unique = list(dict.fromkeys(content))
     return " OR ".join(f'"{t}"' for t in unique)
+
+
+def has_content_words(query: str) -> bool:
+    """Whether ``query`` has a word that is not a stopword: "what should I do about this?" has
+    none, and ranking by its function words only ranks by how long and chatty an item is."""
+    return any(t.lower() not in STOPWORDS for t in _TOKEN.findall(query))

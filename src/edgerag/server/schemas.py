@@ -153,6 +153,7 @@ class AskOut(BaseModel):
     partial: bool
     generator: str
     heard: str | None = None  # transcript of a spoken question, shown as "heard: …"
+    matched_by: str | None = None  # "photo": a wordless photo's visual match (check the source)
 
 
 class AnswerOut(BaseModel):

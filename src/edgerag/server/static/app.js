@@ -357,6 +357,8 @@ function finishAnswer(data, sources) {
   renderSources(sources, null);
   renderAnswer(data.answer, data.citations, sources);
   $("#generator").textContent = data.generator ? `(${data.generator}${data.partial ? ", partial" : ""})` : "";
+  // A wordless photo's answer is a visual match, not words found: say so beside it.
+  $("#photo-match").hidden = data.matched_by !== "photo";
   $("#answer-timings").textContent = timingText(data.timings_ms);
   status(`answered with ${data.citations.length} citation(s)`);
 }
