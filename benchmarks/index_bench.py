@@ -174,28 +174,32 @@ def memory_probe(directory: Path, cfg: IndexConfig, dim: int, queries: np.ndarra
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def probe_main(args: argparse.Namespace) -> int:
-    """Child side of :func:`memory_probe`."""
-    cfg = IndexConfig(**json.loads(args.probe_config))
-    queries = np.load(args.probe_queries)
+def warm_rss_per_vector(open_space, queries: np.ndarray) -> dict[str, int]:
+    """Open a space, search every query once: resident bytes per vector after opening and
+    after the searches (all, anonymous heap, file-backed pages), from a clean baseline."""
     gc.collect()
     rss0 = rss_bytes()
-    space = SpaceIndex.open(Path(args.probe), SpaceSpec("bench", "synthetic", "1", args.dim), cfg)
+    space = open_space()
     rss_open = rss_bytes()
     for i in range(len(queries)):
         space.search(queries[i : i + 1], 10)
     gc.collect()
     rss1 = rss_bytes()
     n = len(space)
-    print(
-        json.dumps(
-            {
-                "rss_open_B_per_vec": round((rss_open[0] - rss0[0]) / n),
-                "rss_B_per_vec": round((rss1[0] - rss0[0]) / n),
-                "heap_B_per_vec": round((rss1[1] - rss0[1]) / n),
-            }
-        )
-    )
+    return {
+        "rss_open_B_per_vec": round((rss_open[0] - rss0[0]) / n),
+        "rss_B_per_vec": round((rss1[0] - rss0[0]) / n),
+        "heap_B_per_vec": round((rss1[1] - rss0[1]) / n),
+        "file_B_per_vec": round(((rss1[0] - rss1[1]) - (rss0[0] - rss0[1])) / n),
+    }
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    """Child side of :func:`memory_probe`."""
+    cfg = IndexConfig(**json.loads(args.probe_config))
+    spec = SpaceSpec("bench", "synthetic", "1", args.dim)
+    opened = lambda: SpaceIndex.open(Path(args.probe), spec, cfg)  # noqa: E731
+    print(json.dumps(warm_rss_per_vector(opened, np.load(args.probe_queries))))
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from index_bench import clustered, exact_topk, recall, rss_bytes  # noqa: E402
+from index_bench import clustered, exact_topk, recall, warm_rss_per_vector  # noqa: E402
 
 from edgerag.index.base import IndexConfig  # noqa: E402
 from edgerag.index.space import SpaceIndex  # noqa: E402
@@ -52,21 +51,8 @@ def probe(args: argparse.Namespace) -> None:
     """Child: baseline RSS, open, search every query once, RSS again (per vector)."""
     cfg = IndexConfig(**json.loads(args.probe_config))
     queries = np.load(args.probe_queries)
-    gc.collect()
-    rss0 = rss_bytes()
-    space = open_space(Path(args.index), cfg, args.dim)
-    rss_open = rss_bytes()
-    for i in range(len(queries)):
-        space.search(queries[i : i + 1], 10)
-    gc.collect()
-    rss1 = rss_bytes()
-    n = len(space)
-    out = {
-        "rss_open_B_per_vec": round((rss_open[0] - rss0[0]) / n),
-        "rss_B_per_vec": round((rss1[0] - rss0[0]) / n),
-        "anon_B_per_vec": round((rss1[1] - rss0[1]) / n),
-        "file_B_per_vec": round(((rss1[0] - rss1[1]) - (rss0[0] - rss0[1])) / n),
-    }
+    out = warm_rss_per_vector(lambda: open_space(Path(args.index), cfg, args.dim), queries)
+    out["anon_B_per_vec"] = out.pop("heap_B_per_vec")
     print(json.dumps(out))
 
 
