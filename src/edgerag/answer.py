@@ -313,8 +313,9 @@ def _media_question_sources(
         # Nothing was read on the photo, so the words search knows only the typed question
         # ("what should I do about this?"). The photo with the typed words, through the joint
         # head's vector in the text space, finds the passages about what it shows: they lead.
+        # (OCR already read nothing on these bytes: not run again, ~0.15 s saved)
         photo_q = Query(text=q.text, image=q.image, weights={"image": PHOTO_WEIGHT})
-        by_photo = engine.search(photo_q, k=k, filters=text_filters, mode=mode).hits
+        by_photo = engine.search(photo_q, k=k, filters=text_filters, mode=mode, ocr=False).hits
         found = _dedup([*by_photo[: max(2, k // 2)], *found])[:k]
     media = [h for h in hits if h.modality != "text" and h.key not in {t.key for t in found}]
     if not found:
