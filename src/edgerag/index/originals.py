@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -61,11 +61,12 @@ def hash_file_range(path: Path, offset: int, length: int) -> str:
     return h.hexdigest()
 
 
-def _grow_rows(arr: npt.NDArray[np.float16], used: int, need: int) -> npt.NDArray[np.float16]:
-    """``arr`` with room for ``need`` rows (doubling), the first ``used`` rows kept."""
+def _grown(arr: npt.NDArray[Any], used: int, need: int, fill: float) -> npt.NDArray[Any]:
+    """``arr`` with room for ``need`` rows (capacity doubles), the first ``used`` rows kept and
+    the new ones set to ``fill``."""
     if len(arr) >= need:
         return arr
-    grown = np.empty((max(need, 2 * len(arr)), arr.shape[1]), dtype=arr.dtype)
+    grown = np.full((max(need, 2 * len(arr)), *arr.shape[1:]), fill, dtype=arr.dtype)
     grown[:used] = arr[:used]
     return grown
 
@@ -155,13 +156,11 @@ class Originals:
         self._fh.write(v.tobytes())
         self._fh.flush()  # makes the rows visible to the mmap through the page cache
         rows = np.arange(self._rows, self._rows + len(keys), dtype=np.int64)
-        if len(self._row_keys) < self._rows + len(keys):
-            grown = np.full(max(self._rows + len(keys), 2 * len(self._row_keys)), -1, np.int64)
-            grown[: self._rows] = self._row_keys[: self._rows]
-            self._row_keys = grown
+        need = self._rows + len(keys)
+        self._row_keys = _grown(self._row_keys, self._rows, need, fill=-1)
         self._row_keys[rows] = keys
         if self._half is not None:
-            self._half = _grow_rows(self._half, self._rows, self._rows + len(keys))
+            self._half = _grown(self._half, self._rows, need, fill=0)
             self._half[rows] = v
         self._rows += len(keys)
         self._map.insert(keys, rows)
