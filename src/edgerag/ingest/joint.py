@@ -15,7 +15,7 @@ User-provided CLIP/SigLIP weights (``EngineConfig.clip_model``) outrank the head
 Caption transfer (:func:`transfer_captions`, on by default, ``EngineConfig.caption_transfer``):
 after an ingest, an image or frame with no words of its own borrows the captions of its nearest
 captioned images in the same collection; on the held-out sets head + transfer measured t→i R@5
-0.65 / 0.43 against the head's 0.35 / 0.32 (``docs/notes/joint.md``).
+0.713 / 0.555 against the head's 0.450 / 0.540 (``docs/notes/joint.md``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgerag.encoders.base import normalize
+from edgerag.ingest.documents import TEXT_SPACE
 from edgerag.store.ops import SpaceVectors
 from edgerag.types import SpaceSpec
 
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 IMAGETEXT_SPACE = "imagetext"
 VISUAL_SPACE = "visual"
-TEXT_SPACE = "text"
 # Caption transfer (visual kNN among the collection's captioned images): the settings
 # benchmarks/joint_bench.py measured with (3 neighbours, EfficientNet-Lite0 cosine ≥ 0.3).
 TRANSFER_K = 3
