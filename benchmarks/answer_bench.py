@@ -291,9 +291,23 @@ def open_collection(
         shutil.rmtree(directory, ignore_errors=True)
         print(f"building {directory} (once; reused afterwards)", file=sys.stderr)
         info = build_collection(directory, n, qas, pad)
-    engine = Engine.open(directory)
+    engine = Engine.open(directory, _config(directory))
     engine.cache.enabled = False  # measure the uncached path
     return engine, info
+
+
+LEXICAL: str | None = None  # --lexical: the BM25 engine every collection here is opened with
+
+
+def _config(directory: Path) -> Any:
+    """The collection's stored config (the default for a new one), with ``--lexical`` if set."""
+    import dataclasses
+
+    from edgerag import EngineConfig
+
+    stored = directory / "config.json"
+    config = EngineConfig.load(stored) if stored.exists() else EngineConfig()
+    return dataclasses.replace(config, lexical=LEXICAL) if LEXICAL else config
 
 
 def open_demo_collection(cache: Path) -> Any:
@@ -307,7 +321,7 @@ def open_demo_collection(cache: Path) -> Any:
 
     directory = cache / "answer-demo"
     shutil.rmtree(directory, ignore_errors=True)
-    engine = Engine.open(directory)
+    engine = Engine.open(directory, _config(directory))
     engine.ingest([DEMO_CORPUS])
     engine.cache.enabled = False
     return engine
@@ -490,7 +504,10 @@ def main() -> None:
     parser.add_argument("--model", help="model name for --llm")
     parser.add_argument("--llm-questions", type=int, default=20)
     parser.add_argument("--no-llm", action="store_true", help="skip the LLM section")
+    parser.add_argument("--lexical", choices=("tantivy", "fts5"), help="BM25 engine to use")
     args = parser.parse_args()
+    global LEXICAL
+    LEXICAL = args.lexical
     qas = load_perlfaq() + load_zaragoza()
     engine, info = open_collection(args.cache_dir, args.n, qas, args.rebuild)
     print(f"collection: {info} at {args.cache_dir}", file=sys.stderr)

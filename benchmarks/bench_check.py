@@ -16,7 +16,8 @@ Two more same-run ratios on real text (perlfaq from Debian perl-doc, MiniLM int8
 * ``query_over_primitives``: the text query path a user gets, ``Engine.search`` hybrid k=5
   with the result cache and the query-vector memo off (encode → ANN + BM25 + entity → fuse →
   hydrate), over the library calls it cannot avoid, timed interleaved on the same questions:
-  one ONNX encode, one raw faiss search, one raw FTS5 query, one SELECT of k payload rows;
+  one ONNX encode, one raw faiss search, one raw BM25 query (Tantivy, or FTS5 under
+  ``lexical="fts5"``), one SELECT of k payload rows;
 * ``search_over_primitives`` (reported, not gated: too noisy on a shared box): the same
   without the encode on both sides (memo hit vs known vector);
 * ``ingest_over_encode``: ``Engine.ingest`` of perlfaq files (extract + chunk + encode + SQLite
@@ -39,6 +40,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +157,6 @@ def _text_primitives(engine: Any, k: int, encoded: bool = True) -> Any:
     False: the query vector is already known, as with a memo hit)."""
     import faiss
 
-    from edgerag.retrieval.text_query import fts_match
-
     encode = engine.cache.memo._encode  # noqa: SLF001 - the encoder under the memo
     raw = engine.indexes["text"]._engine  # noqa: SLF001
     index, labels = raw._index, raw._label_keys  # noqa: SLF001
@@ -166,6 +166,7 @@ def _text_primitives(engine: Any, k: int, encoded: bool = True) -> Any:
     conn = engine.store._reader  # noqa: SLF001
 
     known: dict[str, np.ndarray] = {}
+    bm25 = _raw_bm25(engine)
 
     def run(question: str) -> None:
         if encoded or question not in known:
@@ -173,15 +174,38 @@ def _text_primitives(engine: Any, k: int, encoded: bool = True) -> Any:
         vec = known[question]
         _, ids = index.search(vec, kk, params=params)
         keys = labels[ids[0][ids[0] >= 0]][:k].tolist()
-        conn.execute(
-            "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY bm25(items_fts) LIMIT ?",
-            (fts_match(question), kk),
-        ).fetchall()
+        bm25(question, kk)
         conn.execute(
             f"SELECT key, text FROM items WHERE key IN ({','.join('?' * len(keys))})", keys
         ).fetchall()
 
     return run
+
+
+def _raw_bm25(engine: Any) -> Callable[[str, int], Any]:
+    """One BM25 query through the library the engine's lexical engine uses, without edgerag's
+    glue: a Tantivy search over the built index (query terms analysed, stored keys read), or
+    one FTS5 statement."""
+    from edgerag.retrieval.text_query import fts_match, query_terms
+
+    lexical = engine.lexical
+    if lexical.name == "fts5":
+        conn = engine.store._reader  # noqa: SLF001
+        sql = "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY bm25(items_fts) LIMIT ?"
+        return lambda question, k: conn.execute(sql, (fts_match(question), k)).fetchall()
+    import tantivy
+
+    searcher = lexical._follow()  # noqa: SLF001 - built once, outside the timed calls
+    schema, analyzer = lexical._schema, lexical._analyzer  # noqa: SLF001
+
+    def search(question: str, k: int) -> list[int]:
+        tokens = [t for term in query_terms(question) for t in analyzer.analyze(term)]
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in tokens]
+        )
+        return [searcher.doc(addr)["key"][0] for _, addr in searcher.search(query, k).hits]
+
+    return search
 
 
 def measure_text(files: int, questions: int, rounds: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ ranking is not MiniLM's (say so beside any number measured that way).
     python benchmarks/query_bench.py --n 100000
     python benchmarks/query_bench.py --n 100000 --pad hashed --limit 300
     python benchmarks/query_bench.py --n 100000 --profile --limit 200
+    python benchmarks/query_bench.py --n 100000 --pad hashed --limit 300 --lexical fts5
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def main() -> None:
         "--pad", choices=("minilm", "hashed"), default="minilm", help="padding vectors (above)"
     )
     parser.add_argument("--no-ask", action="store_true", help="skip the cited-answer path")
+    parser.add_argument("--lexical", choices=("tantivy", "fts5"), help="BM25 engine to use")
     args = parser.parse_args()
+    answer_bench.LEXICAL = args.lexical
     qas = answer_bench.load_perlfaq() + answer_bench.load_zaragoza()
     engine, info = answer_bench.open_collection(args.cache_dir, args.n, qas, False, args.pad)
     questions = qas[:: max(1, len(qas) // args.limit)][: args.limit] if args.limit else qas
@@ -166,8 +169,13 @@ def main() -> None:
         engine.close()
     pad = info.get("pad", "minilm")
     n_items, n_q = info["items"], len(questions)
-    print(f"\n{n_items:,} items (padding vectors: {pad}), {n_q} questions, k={args.k}")
+    lexical = engine.lexical.name
+    print(
+        f"\n{n_items:,} items (padding vectors: {pad}), {n_q} questions, k={args.k}, "
+        f"BM25: {lexical}"
+    )
     out: dict[str, Any] = {"items": info["items"], "pad": pad, "questions": len(questions)}
+    out["lexical"] = lexical
     out["load"] = [round(x, 2) for x in (load0, load1, load2)]
     out["sources"] = {}
     table(stages, out["sources"], f"query → ranked sources (load {load0:.1f} → {load1:.1f})")

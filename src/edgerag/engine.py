@@ -50,6 +50,7 @@ from edgerag.ingest.pipeline import (
     pipelined,
 )
 from edgerag.ingest.structure import context_text
+from edgerag.lexical import open_lexical
 from edgerag.privacy.scrub import scrubber_for
 from edgerag.retrieval.cache import ResultCache
 from edgerag.retrieval.filters import Filters
@@ -122,6 +123,7 @@ class Engine:
             if name != TEXT_SPACE:
                 self._open_space(spec)
         self._head: Any = None
+        self.lexical = open_lexical(config.lexical, self.store)  # BM25, follows the log too
         self.retriever = Retriever(self)
         self.cache = ResultCache(self)  # LSN-scoped: any write or delete invalidates it
         if "imagetext" in self.indexes and self.joint_head is not None:
@@ -173,6 +175,7 @@ class Engine:
                     index.checkpoint()  # at the LSN it applied; kept if another is newer
                     self._seal(index)
                 index.close()
+            self.lexical.close()
             self.store.close()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
@@ -569,6 +572,7 @@ class Engine:
                 "chunk_tokens": self.config.chunk_tokens,
                 "chunk_overlap": self.config.chunk_overlap,
             },
+            "lexical": self.lexical.stats(),
             "spaces": {
                 name: {
                     "vectors": len(index),

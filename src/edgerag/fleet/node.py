@@ -580,6 +580,8 @@ def run_node(
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _dump_tasks)
         if http_port and node.refused is None:
             start_http(engine, node, http_port)
+        # BM25's in-memory index is built beside the first searches, not by the first one
+        threading.Thread(target=engine.lexical.prepare, name="bm25-build", daemon=True).start()
         print(f"READY {node_id} shards={sorted(node.replicas)}", flush=True)  # noqa: T201
         try:
             while stop is None or not stop.is_set():

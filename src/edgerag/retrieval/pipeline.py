@@ -14,7 +14,7 @@ import numpy as np
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.fusion import fuse
 from edgerag.retrieval.query import IMAGE_MIN_SIM, IMAGETEXT, EncodedQuery, encode_query
-from edgerag.retrieval.text_query import fts_match, has_content_words
+from edgerag.retrieval.text_query import has_content_words
 from edgerag.types import Hit, Query, SearchResponse
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Retriever:
                 texts = [t for t in texts if has_content_words(t)]
             for i, text in enumerate(t for t in texts if t):
                 name = "bm25" if i == 0 else f"bm25:{i}"
-                rankings[name] = self.engine.store.bm25(fts_match(text), n, filters)
+                rankings[name] = self.engine.lexical.search(text, n, filters)
                 plan.append("bm25")
             timer.lap("bm25")
         if mode == "hybrid" and encoded.bm25_text():

@@ -12,16 +12,21 @@ STOPWORDS = frozenset(
 )
 
 
+def query_terms(query: str) -> list[str]:
+    """The query's distinct lower-cased words, stopwords dropped unless nothing else is left:
+    what every BM25 engine ORs together."""
+    terms = [t.lower() for t in _TOKEN.findall(query)]
+    content = [t for t in terms if t not in STOPWORDS] or terms
+    return list(dict.fromkeys(content))
+
+
 def fts_match(query: str) -> str:
-    """OR of the query's quoted terms (stopwords dropped unless nothing else is left).
+    """OR of the query's quoted terms (:func:`query_terms`).
 
     Quoting every term means user punctuation (``E-107?``, ``"``, ``*``) can never be read as
     FTS5 syntax.
     """
-    terms = [t.lower() for t in _TOKEN.findall(query)]
-    content = [t for t in terms if t not in STOPWORDS] or terms
-    unique = list(dict.fromkeys(content))
-    return " OR ".join(f'"{t}"' for t in unique)
+    return " OR ".join(f'"{t}"' for t in query_terms(query))
 
 
 def has_content_words(query: str) -> bool:

@@ -580,6 +580,20 @@ class Store:
         )
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
+    def fulltext_rows(self, keys: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
+        """``(key, text)`` of the full-text rows of ``keys`` (every row when None), as FTS5
+        holds them: what a derived BM25 index (``edgerag.lexical``) is built from."""
+        if keys is None:
+            yield from self._reader.execute("SELECT rowid, text FROM items_fts")
+            return
+        wanted = keys.tolist()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            yield from self._reader.execute(
+                f"SELECT rowid, text FROM items_fts WHERE rowid IN ({marks})", part
+            ).fetchall()
+
     def bm25(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Top-k ``(key, score)`` by FTS5 BM25 (score: higher is better)."""
         if not match:

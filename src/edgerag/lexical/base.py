@@ -1,0 +1,29 @@
+"""What every BM25 engine offers the retrieval pipeline."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from edgerag.retrieval.filters import Filters
+
+
+class LexicalIndex(Protocol):
+    """Ranks items by BM25 over their full-text rows (the store's ``items_fts``)."""
+
+    name: str
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top-k ``(key, score)``, higher is better, for the question ``query`` (plain text:
+        punctuation is never query syntax); an empty list when it has no searchable word."""
+        ...
+
+    def prepare(self) -> None:
+        """Build whatever the first search would (a server calls it at start, off the request
+        path, so its first question does not pay for it)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """What the engine holds, for ``Engine.stats()``."""
+        ...
+
+    def close(self) -> None: ...
