@@ -300,14 +300,15 @@ LEXICAL: str | None = None  # --lexical: the BM25 engine every collection here i
 
 
 def _config(directory: Path) -> Any:
-    """The collection's stored config (the default for a new one), with ``--lexical`` if set."""
+    """The collection's stored config (the default for a new one) with the BM25 engine of
+    ``--lexical``, else the default one (not whatever an earlier ``--lexical`` run stored)."""
     import dataclasses
 
     from edgerag import EngineConfig
 
     stored = directory / "config.json"
     config = EngineConfig.load(stored) if stored.exists() else EngineConfig()
-    return dataclasses.replace(config, lexical=LEXICAL) if LEXICAL else config
+    return dataclasses.replace(config, lexical=LEXICAL or EngineConfig().lexical)
 
 
 def open_demo_collection(cache: Path) -> Any:
