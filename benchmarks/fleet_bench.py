@@ -11,6 +11,7 @@ Vectors come from the hash encoder (384-d) and the exact flat index: this measur
 plumbing, not embedding cost. Prints a Markdown table.
 
     .venv/bin/python benchmarks/fleet_bench.py [--rate 500] [--seconds 10] [--docs 2000]
+        [--queries 300] [--only lag|scatter]
 """
 
 from __future__ import annotations
@@ -261,10 +262,14 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--only", choices=("lag", "scatter"), help="run one part (default: both)")
     args = parser.parse_args()
+    rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgerag-fleet-bench-") as tmp, NatsServer() as srv:
-        rows = await lag_bench(srv.url, Path(tmp), args.rate, args.seconds)
-        rows += await scatter_bench(srv.url, Path(tmp), args.docs, args.queries)
+        if args.only != "scatter":
+            rows += await lag_bench(srv.url, Path(tmp), args.rate, args.seconds)
+        if args.only != "lag":
+            rows += await scatter_bench(srv.url, Path(tmp), args.docs, args.queries)
     print("| measure | n | p50 | p99 |")
     print("|---|---|---|---|")
     print("\n".join(rows))

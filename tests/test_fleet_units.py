@@ -164,3 +164,63 @@ def test_parse_message_from_client_headers_and_mqtt_payloads() -> None:
     assert msg.metadata == {"line": "7", "device": "press7"}
     raw = parse_message(names, "edgerag.default.in.press7.note", b"plain text", {})
     assert raw.doc_id == "press7/note" and raw.name == "press7/note.txt"
+
+
+def test_responder_answers_every_held_shard_from_one_search() -> None:
+    """A node holding shards 1 and 3 gets the router's same request on both subjects: one
+    over-fetched search answers both, each answer holds only its shard's top k, equal to a
+    search filtered to that shard's documents, in every mode."""
+    import asyncio
+
+    from conftest import FAST
+    from edgerag import Engine
+    from edgerag.fleet.router import Responder
+    from fleet_harness import make_docs
+
+    docs = make_docs(120)
+    with Engine.open(":memory:", FAST) as engine:
+        for name, text in docs.items():
+            engine.ingest([(name, text.encode())], {"doc_id": name})
+        for name in [d for d in docs if shard_for(d, 4) not in (1, 3)]:
+            engine.delete(name)
+        responder = Responder(
+            None,
+            engine,
+            Names("t"),
+            "n1",
+            4,
+            lambda s: None,
+            lambda: [1, 3],
+            None,  # type: ignore[arg-type]
+        )
+        searches = Counter()
+        search = engine.search
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            searches["n"] += 1
+            return search(*args, **kwargs)
+
+        engine.search = counted  # type: ignore[method-assign]
+
+        async def ask(payload: bytes) -> list[dict]:
+            return await asyncio.gather(*(responder._answer(s, payload) for s in (1, 3)))
+
+        for mode in ("dense", "bm25", "hybrid"):
+            request = {"q": "pump seal torque", "k": 5, "mode": mode, "deadline": time.time()}
+            searches.clear()
+            answers = asyncio.run(ask(json.dumps(request).encode()))
+            if mode != "hybrid":
+                assert searches["n"] == 1, mode  # one search, not one per shard
+            for shard, answer in zip((1, 3), answers, strict=True):
+                mine = [d for d in docs if shard_for(d, 4) == shard]
+                if mode == "hybrid":
+                    keys = {int(k) for r in answer["rankings"].values() for k, _ in r}
+                    assert keys == {int(k) for k in answer["rows"]}
+                    docs_of = {row["doc_id"] for row in answer["rows"].values()}
+                    assert docs_of and docs_of <= set(mine)
+                    continue
+                want = search("pump seal torque", 5, {"doc_id": mine}, mode).hits
+                assert [(h["doc_id"], h["score"]) for h in answer["hits"]] == [
+                    (h.doc_id, h.score) for h in want
+                ], (mode, shard)
+        assert responder.served == {1: 3, 3: 3} and not responder._shared

@@ -15,15 +15,21 @@ Answers are merged by score. A shard that does not answer before the deadline is
 are exact cosine similarities, so a fleet's dense ranking equals a single node's on the same
 data; BM25 statistics (IDF) are per replica, so hybrid/BM25 fleet rankings can differ slightly
 from one node's, as in any sharded BM25 engine.
+
+A replica holding several shards gets the router's one request on each of their subjects (same
+bytes): the first starts one search, over-fetched and split by shard, and the others take their
+part of it instead of searching again (``Responder._shared_search``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -252,6 +258,21 @@ class Router:
         return None, error
 
 
+# Ranked lists by name + a hit for every key in them.
+_Ranked = tuple[dict[str, list[tuple[int, float]]], dict[int, "Hit"]]
+# A document's shard never changes: hash each id once per process, not once per search.
+_shard_of = functools.lru_cache(maxsize=1 << 16)(shard_for)
+
+
+@dataclass
+class _Shared:
+    """One search answering several shards' requests (see ``Responder._shared_search``)."""
+
+    future: asyncio.Future[dict[int, dict[str, Any]]]
+    waiting: set[int]
+    started: float = field(default_factory=time.monotonic)
+
+
 class Responder:
     """Replica side: answers a shard's search requests from the local engine.
 
@@ -288,6 +309,7 @@ class Responder:
         self.served: dict[int, int] = {}
         self._queue_subs: dict[int, Any] = {}
         self._direct_subs: dict[int, Any] = {}
+        self._shared: OrderedDict[bytes, _Shared] = OrderedDict()
 
     def in_queue(self, shard: int) -> bool:
         return shard in self._queue_subs
@@ -334,13 +356,43 @@ class Responder:
             req = json.loads(data)
             if req.get("min_seq") and not await self._wait_seq(shard, req):
                 return {"error": f"behind: op {req['min_seq']} not applied before the deadline"}
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(None, self._search, shard, req)
+            answer = await self._shared_search(shard, data, req)
         except Exception as exc:  # a bad request must not kill the subscription
             logger.warning("search on shard %d failed: %s", shard, exc)
             return {"error": f"{type(exc).__name__}: {exc}"}
         self.served[shard] = self.served.get(shard, 0) + 1
         return answer
+
+    async def _shared_search(self, shard: int, data: bytes, req: dict[str, Any]) -> dict[str, Any]:
+        """``shard``'s answer. The router sends the same bytes to every shard, so on a node
+        holding several, the first request's search answers all of them (over-fetched once,
+        split by shard) and the others' requests take their part instead of searching again.
+        A read-your-writes request (``min_seq``) searches for its own shard only: another
+        shard's wait for that op may not be over."""
+        loop = asyncio.get_running_loop()
+        held = self.held()
+        if len(held) < 2 or req.get("min_seq"):
+            return (await loop.run_in_executor(None, self._search, [shard], req))[shard]
+        shared = self._shared.get(data)
+        if shared is None or shard not in shared.waiting:
+            serving = [s for s in held if s == shard or not self.refuse(s)]
+            future = loop.run_in_executor(None, self._search, serving, req)
+            shared = _Shared(future, set(serving))
+            self._remember(data, shared)
+        shared.waiting.discard(shard)
+        if not shared.waiting:
+            self._shared.pop(data, None)
+        return (await asyncio.shield(shared.future))[shard]
+
+    def _remember(self, data: bytes, shared: _Shared) -> None:
+        """Keep a shared search until its shards have asked; drop stale ones (a sibling
+        request that went to another replica never comes)."""
+        while self._shared and (
+            len(self._shared) >= 64
+            or shared.started - next(iter(self._shared.values())).started > 5.0
+        ):
+            self._shared.popitem(last=False)
+        self._shared[data] = shared
 
     async def _wait_seq(self, shard: int, req: dict[str, Any]) -> bool:
         while True:
@@ -351,58 +403,63 @@ class Responder:
                 return False
             await asyncio.sleep(0.02)
 
-    def _search(self, shard: int, req: dict[str, Any]) -> dict[str, Any]:
+    def _search(self, shards: list[int], req: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """The answer of each of ``shards`` to ``req``: ranked hits (dense, BM25), or a hybrid
+        search's unfused ranked lists + rows, which the router fuses across shards."""
         k, mode, filters = int(req["k"]), req["mode"], req.get("filters") or None
         self.engine.follow()  # see every op this process's engine has stored
-        if mode == "hybrid":
-            n = max(k, self.engine.config.candidates)
-            rankings, rows = self._shard_candidates(shard, req["q"], n, filters)
+        n = max(k, self.engine.config.candidates) if mode == "hybrid" else k
+        found = self._within(shards, req["q"], mode, n, filters)
+        if mode != "hybrid":
             return {
-                "rankings": {name: [[key, s] for key, s in r] for name, r in rankings.items()},
+                s: {"hits": [rows[key].to_dict() for key, _ in r["hits"]]}
+                for s, (r, rows) in found.items()
+            }
+        return {
+            s: {
+                "rankings": {
+                    name: [[key, score] for key, score in r] for name, r in rankings.items()
+                },
                 "rows": {str(key): hit.to_dict() for key, hit in rows.items()},
                 "n": n,
             }
-        return {"hits": self._shard_hits(shard, req["q"], k, mode, filters)}
+            for s, (rankings, rows) in found.items()
+        }
 
-    def _shard_hits(
-        self, shard: int, query: str, k: int, mode: str, filters: dict[str, Any] | None
-    ) -> list[dict[str, Any]]:
-        """Top-k of ``shard`` only. A node holding several shards over-fetches and filters;
-        if that leaves fewer than k while more may exist, it re-asks with an exact doc filter.
-        (Over-fetching is exact: if k of the shard's hits are among the node's top k', no
-        other hit of the shard can outrank them.)"""
+    def _within(
+        self, shards: list[int], query: str, mode: str, n: int, filters: dict[str, Any] | None
+    ) -> dict[int, _Ranked]:
+        """Each ranked list's top ``n`` within each of ``shards``. A node holding only that
+        shard searches as is; one holding several over-fetches once and keeps each shard's
+        keys. (Over-fetching is exact: if n of a shard's keys are among the node's top n', no
+        other key of the shard can outrank them.) A shard left short while more may exist is
+        re-asked with an exact doc filter."""
         held = self.held()
-        if held == [shard]:
-            return [h.to_dict() for h in self.engine.search(query, k, filters, mode).hits]
-        wide = min(k * max(len(held), 1) * 2, 1000)
-        hits = self.engine.search(query, wide, filters, mode).hits
-        mine = [h for h in hits if shard_for(h.doc_id, self.shards) == shard]
-        if len(mine) >= k or len(hits) < wide:
-            return [h.to_dict() for h in mine[:k]]
-        scoped = self._scoped_to(shard, filters)
-        if scoped is None:
-            return []
-        return [h.to_dict() for h in self.engine.search(query, k, scoped, mode).hits]
-
-    def _shard_candidates(
-        self, shard: int, query: str, n: int, filters: dict[str, Any] | None
-    ) -> tuple[dict[str, list[tuple[int, float]]], dict[int, Hit]]:
-        """Each signal's top ``n`` within ``shard``, as in :meth:`_shard_hits`: over-fetch and
-        keep the shard's keys on a node holding several shards; exact doc filter if short."""
-        retriever = self.engine.retriever
-        held = self.held()
-        if held == [shard]:
-            return retriever.candidates(query, n, filters)
+        if len(shards) == 1 and held == shards:
+            return {shards[0]: self._fetch(query, mode, n, filters)}
         wide = min(n * max(len(held), 1) * 2, 1000)
-        rankings, rows = retriever.candidates(query, wide, filters)
-        mine = {k: h for k, h in rows.items() if shard_for(h.doc_id, self.shards) == shard}
-        kept = {name: [(k, s) for k, s in r if k in mine][:n] for name, r in rankings.items()}
-        if all(len(kept[name]) >= n or len(r) < wide for name, r in rankings.items()):
-            return kept, {k: mine[k] for r in kept.values() for k, _ in r}
-        scoped = self._scoped_to(shard, filters)
-        if scoped is None:
-            return {}, {}
-        return retriever.candidates(query, n, scoped)
+        rankings, rows = self._fetch(query, mode, wide, filters)
+        shard_of = {key: _shard_of(hit.doc_id, self.shards) for key, hit in rows.items()}
+        found: dict[int, _Ranked] = {}
+        for shard in shards:
+            kept = {
+                name: [(key, s) for key, s in r if shard_of.get(key) == shard][:n]
+                for name, r in rankings.items()
+            }
+            if all(len(kept[name]) >= n or len(r) < wide for name, r in rankings.items()):
+                found[shard] = kept, {key: rows[key] for r in kept.values() for key, _ in r}
+                continue
+            scoped = self._scoped_to(shard, filters)
+            found[shard] = ({}, {}) if scoped is None else self._fetch(query, mode, n, scoped)
+        return found
+
+    def _fetch(self, query: str, mode: str, n: int, filters: dict[str, Any] | None) -> _Ranked:
+        """Ranked lists by name and a hit for every key in them: a hybrid search's unfused
+        signals, or a dense/BM25 search's one ranked list (``"hits"``)."""
+        if mode == "hybrid":
+            return self.engine.retriever.candidates(query, n, filters)
+        hits = self.engine.search(query, n, filters, mode).hits
+        return {"hits": [(h.key, h.score) for h in hits]}, {h.key: h for h in hits}
 
     def _scoped_to(self, shard: int, filters: dict[str, Any] | None) -> dict[str, Any] | None:
         """``filters`` narrowed to the shard's documents; None when that leaves none."""
