@@ -109,7 +109,7 @@ def main() -> None:
 
     before, t0 = rss_mb(), time.perf_counter()
     tantivy = TantivyLexical(store)
-    tantivy.search("warm", 1)  # builds the index from the store
+    tantivy.prepare()  # builds the index from the store
     built = time.perf_counter() - t0
     measure(
         "tantivy (edgerag default)",

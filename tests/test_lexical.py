@@ -112,3 +112,22 @@ def test_both_engines_rank_the_obvious_document_first(tmp_path: Path, lexical: s
 def test_an_unknown_lexical_engine_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="lexical must be"):
         EngineConfig(lexical="lucene")
+
+
+def test_a_large_collection_is_indexed_in_the_background_while_fts5_answers(
+    collection: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgerag.lexical import tantivy as module
+
+    monkeypatch.setattr(module, "SYNC_BUILD_ROWS", 0)  # every collection counts as large
+    with Engine.open(collection) as engine:
+        lexical, oracle = engine.lexical, Fts5Lexical(engine.store)
+        assert isinstance(lexical, TantivyLexical)
+        first = lexical.search("pump seal", 10)  # starts the build, answered by FTS5 meanwhile
+        assert lexical._builder is not None
+        lexical._builder.join(timeout=30)
+        assert lexical.stats()["built"]
+        built = lexical.search("pump seal", 10)
+        assert {k for k, _ in first} == {k for k, _ in oracle.search("pump seal", 10)}
+        assert {k for k, _ in built} == {k for k, _ in first}
+        assert built != first  # Tantivy's scores now, not FTS5's
