@@ -3,16 +3,16 @@ table, as the oracle; and Tantivy following the op log written by another engine
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from edgerag import Engine, EngineConfig, IndexConfig
+from conftest import FAST
+from edgerag import Engine, EngineConfig
 from edgerag.errors import ConfigError
 from edgerag.lexical.fts5 import Fts5Lexical
 from edgerag.lexical.tantivy import TantivyLexical
-
-CONFIG = EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32"))
 
 TEXTS = {
     "pump.txt": "The pump seal leaks when the inlet valve is closed too fast.",
@@ -39,7 +39,7 @@ QUESTIONS = [
 @pytest.fixture
 def collection(tmp_path: Path) -> Path:
     db = tmp_path / "kb"
-    with Engine.open(db, CONFIG) as engine:
+    with Engine.open(db, FAST) as engine:
         engine.ingest([(name, text.encode()) for name, text in TEXTS.items()])
     return db
 
@@ -99,9 +99,7 @@ def test_questions_without_searchable_words_find_nothing(collection: Path) -> No
 
 @pytest.mark.parametrize("lexical", ["tantivy", "fts5"])
 def test_both_engines_rank_the_obvious_document_first(tmp_path: Path, lexical: str) -> None:
-    config = EngineConfig(
-        encoder="hash", index=IndexConfig(backend="flat", quantization="f32"), lexical=lexical
-    )
+    config = dataclasses.replace(FAST, lexical=lexical)
     with Engine.open(tmp_path / "kb", config) as engine:
         engine.ingest([(name, text.encode()) for name, text in TEXTS.items()])
         assert engine.lexical.name == lexical
