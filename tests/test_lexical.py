@@ -85,10 +85,22 @@ def test_tantivy_follows_writes_and_deletes_of_another_engine(collection: Path) 
         writer.close()
 
 
-def test_filtered_bm25_respects_the_filter(collection: Path) -> None:
+@pytest.mark.parametrize("postfilter_max", [2_000, 1])  # over-fetch, or allowed-key match
+def test_a_filter_changes_which_items_rank_never_their_scores(
+    collection: Path, monkeypatch: pytest.MonkeyPatch, postfilter_max: int
+) -> None:
+    from edgerag.lexical import tantivy as module
+
+    monkeypatch.setattr(module, "POSTFILTER_MAX", postfilter_max)
     with Engine.open(collection) as engine:
         hits = engine.search("pump seal", k=10, mode="bm25", filters={"source": "valve.txt"}).hits
         assert [h.doc_id for h in hits] == ["valve.txt"]
+        unfiltered = dict(engine.lexical.search("pump seal valve", 10))
+        wanted = {"source": ["valve.txt", "log.txt"]}
+        filtered = engine.lexical.search("pump seal valve", 10, wanted)
+        docs = {h.key: h.doc_id for h in engine.search("pump seal valve", k=10, mode="bm25").hits}
+        assert sorted(docs[key] for key, _ in filtered) == ["log.txt", "valve.txt"]
+        assert all(unfiltered[key] == score for key, score in filtered)
 
 
 def test_questions_without_searchable_words_find_nothing(collection: Path) -> None:

@@ -309,7 +309,7 @@ class Responder:
         self.served: dict[int, int] = {}
         self._queue_subs: dict[int, Any] = {}
         self._direct_subs: dict[int, Any] = {}
-        self._shared: OrderedDict[bytes, _Shared] = OrderedDict()
+        self._shared: OrderedDict[tuple[bytes, int], _Shared] = OrderedDict()
 
     def in_queue(self, shard: int) -> bool:
         return shard in self._queue_subs
@@ -373,18 +373,21 @@ class Responder:
         held = self.held()
         if len(held) < 2 or req.get("min_seq"):
             return (await loop.run_in_executor(None, self._search, [shard], req))[shard]
-        shared = self._shared.get(data)
+        # Keyed by the store's LSN too: the same question asked again after a write (while a
+        # sibling request that went to another replica left this entry waiting) searches anew.
+        key = (data, self.engine.store.last_lsn())
+        shared = self._shared.get(key)
         if shared is None or shard not in shared.waiting:
             serving = [s for s in held if s == shard or not self.refuse(s)]
             future = loop.run_in_executor(None, self._search, serving, req)
             shared = _Shared(future, set(serving))
-            self._remember(data, shared)
+            self._remember(key, shared)
         shared.waiting.discard(shard)
         if not shared.waiting:
-            self._shared.pop(data, None)
+            self._shared.pop(key, None)
         return (await asyncio.shield(shared.future))[shard]
 
-    def _remember(self, data: bytes, shared: _Shared) -> None:
+    def _remember(self, key: tuple[bytes, int], shared: _Shared) -> None:
         """Keep a shared search until its shards have asked; drop stale ones (a sibling
         request that went to another replica never comes)."""
         while self._shared and (
@@ -392,7 +395,7 @@ class Responder:
             or shared.started - next(iter(self._shared.values())).started > 5.0
         ):
             self._shared.popitem(last=False)
-        self._shared[data] = shared
+        self._shared[key] = shared
 
     async def _wait_seq(self, shard: int, req: dict[str, Any]) -> bool:
         while True:

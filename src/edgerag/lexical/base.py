@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
+
 from edgerag.retrieval.filters import Filters
 
 
@@ -12,9 +14,17 @@ class LexicalIndex(Protocol):
 
     name: str
 
-    def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
         """Top-k ``(key, score)``, higher is better, for the question ``query`` (plain text:
-        punctuation is never query syntax); an empty list when it has no searchable word."""
+        punctuation is never query syntax); an empty list when it has no searchable word.
+        ``allowed``: the sorted keys ``filters`` allows, when the caller has them already.
+        A filter never changes an item's score, only which items may rank."""
         ...
 
     def prepare(self) -> None:

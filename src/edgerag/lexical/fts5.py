@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgerag.retrieval.filters import Filters
 from edgerag.retrieval.text_query import fts_match
 
@@ -19,8 +21,14 @@ class Fts5Lexical:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-        return self.store.bm25(fts_match(query), k, filters)
+    def search(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        return self.store.bm25(fts_match(query), k, filters)  # the filter is SQL here
 
     def prepare(self) -> None:
         pass

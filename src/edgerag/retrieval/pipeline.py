@@ -173,7 +173,7 @@ class Retriever:
                 texts = [t for t in texts if has_content_words(t)]
             for i, text in enumerate(t for t in texts if t):
                 name = "bm25" if i == 0 else f"bm25:{i}"
-                rankings[name] = self.engine.lexical.search(text, n, filters)
+                rankings[name] = self.engine.lexical.search(text, n, filters, allowed)
                 plan.append("bm25")
             timer.lap("bm25")
         if mode == "hybrid" and encoded.bm25_text():
