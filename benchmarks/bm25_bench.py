@@ -13,7 +13,8 @@ distinct non-stopword terms, OR-ed) and each engine returns its top ``--k``:
   stopwords, ``method="lucene"``), one thread.
 
 Reported per engine: build time, query p50/p95/max, BM25-alone R@1 per set (the top hit is the
-answer's document) and how many of FTS5's top 10 it returns in its own top 10.
+answer's document) and how many of FTS5's top 10 it returns in its own top 10; then filtered
+queries (four filter shapes, every 4th question) through both.
 
     python benchmarks/bm25_bench.py                  # 100k
     python benchmarks/bm25_bench.py --n 20000
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -153,7 +155,35 @@ def main() -> None:
         measure("bm25s", bm25s_rank, qas, rows, reference)
         notes.append(f"bm25s: built in {built:.2f} s, peak RSS +{rss_mb() - before:.0f} MB")
     print("\n" + "\n".join(notes))
+    filtered_table(store, fts5, tantivy, qas[::4], args.k)
     engine.close()
+
+
+# Filters over answer_bench's collection: its document ids and sources
+FILTERS = {
+    "perlfaq answers (~0.7 %)": {"source": "perlfaq*"},
+    "Zaragoza answers (~0.5 %)": {"source": "zaragoza/*"},
+    "5 WordNet documents (~10 %)": {"doc_id": [f"wordnet/{i:03d}" for i in range(5)]},
+    "all WordNet glosses (~99 %)": {"source": "wordnet-3.0"},
+}
+
+
+def filtered_table(store: Any, fts5: Any, tantivy: Any, qas: list, k: int) -> None:
+    """Filtered BM25, FTS5 (filter joined in SQL) vs Tantivy (same SQL-allowed keys, then
+    post-filtered or a restricted match): p50 / p95 ms over every 4th question."""
+    print("\n| filter | allowed keys | fts5 p50 / p95 ms | tantivy p50 / p95 ms |")
+    print("|---|---:|---:|---:|")
+    for name, filters in FILTERS.items():
+        allowed = store.filter_keys(filters)
+        cells = []
+        for engine in (fts5, tantivy):
+            times = []
+            for qa in qas:
+                t0 = time.perf_counter()
+                engine.search(qa.question, k, filters, allowed)
+                times.append((time.perf_counter() - t0) * 1e3)
+            cells.append(f"{np.percentile(times, 50):.2f} / {np.percentile(times, 95):.2f}")
+        print(f"| {name} | {len(allowed):,} | {cells[0]} | {cells[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,18 +101,20 @@ class TantivyLexical:
     def _filtered(
         self, searcher: Any, match: Any, k: int, allowed: np.ndarray
     ) -> list[tuple[int, float]]:
-        """Top-k among ``allowed`` with the unfiltered scores (a filter never changes a score):
-        the best ``fetch`` hits post-filtered when that surely holds the top k, else the match
+        """Top-k among ``allowed`` (sorted) with the unfiltered scores (a filter never changes
+        a score): the best hits post-filtered when that surely holds the top k, else the match
         restricted to the allowed keys (exact; ~8 ms per 1,000 allowed keys here, so only
-        for filters the over-fetch could not answer)."""
+        for selective filters and those the over-fetch could not answer)."""
         if not len(allowed):
             return []
-        fetch = min(POSTFILTER_MAX, max(4 * k, math.ceil(2 * k * searcher.num_docs / len(allowed))))
-        hits = _hits(searcher, match, fetch)
-        keys = np.fromiter((key for key, _ in hits), dtype=np.int64, count=len(hits))
-        kept = [hit for hit, ok in zip(hits, np.isin(keys, allowed), strict=True) if ok]
-        if len(kept) >= k or len(hits) < fetch:  # every match was seen, or k of the best
-            return kept[:k]
+        fetch = max(4 * k, math.ceil(2 * k * searcher.num_docs / len(allowed)))
+        if fetch <= POSTFILTER_MAX:  # else a selective filter: straight to the restricted match
+            hits = _hits(searcher, match, fetch)
+            keys = np.fromiter((key for key, _ in hits), dtype=np.int64, count=len(hits))
+            slot = np.minimum(np.searchsorted(allowed, keys), len(allowed) - 1)
+            kept = [hit for hit, ok in zip(hits, allowed[slot] == keys, strict=True) if ok]
+            if len(kept) >= k or len(hits) < fetch:  # every match was seen, or k of the best
+                return kept[:k]
         tv = self._tv
         only = tv.Query.const_score_query(
             tv.Query.term_set_query(self._schema, "key", allowed.tolist()), 0.0
