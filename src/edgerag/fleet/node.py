@@ -581,7 +581,7 @@ def run_node(
         if http_port and node.refused is None:
             start_http(engine, node, http_port)
         # BM25's in-memory index is built beside the first searches, not by the first one
-        threading.Thread(target=engine.lexical.prepare, name="bm25-build", daemon=True).start()
+        engine.lexical.prepare(background=True)
         print(f"READY {node_id} shards={sorted(node.replicas)}", flush=True)  # noqa: T201
         try:
             while stop is None or not stop.is_set():

@@ -27,9 +27,9 @@ class LexicalIndex(Protocol):
         A filter never changes an item's score, only which items may rank."""
         ...
 
-    def prepare(self) -> None:
-        """Build whatever the first search would (a server calls it at start, off the request
-        path, so its first question does not pay for it)."""
+    def prepare(self, background: bool = False) -> None:
+        """Build whatever the first search would: now, or in a background thread (a server
+        calls that at start, so its first question does not pay for it)."""
         ...
 
     def stats(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class Fts5Lexical:
     ) -> list[tuple[int, float]]:
         return self.store.bm25(fts_match(query), k, filters)  # the filter is SQL here
 
-    def prepare(self) -> None:
+    def prepare(self, background: bool = False) -> None:
         pass
 
     def stats(self) -> dict[str, Any]:

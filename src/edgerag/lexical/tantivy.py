@@ -126,13 +126,8 @@ class TantivyLexical:
         """The searcher, following the log; None while a collection too large to build on the
         question's time is built in the background (a one-shot CLI search of 100k items would
         otherwise wait 1.5 s for an index it uses once)."""
-        if self._index is None and self.store.count_fulltext_rows() > SYNC_BUILD_ROWS:
-            with self._lock_for_builder:
-                if self._builder is None:
-                    self._builder = threading.Thread(
-                        target=self.prepare, name="bm25-build", daemon=True
-                    )
-                    self._builder.start()
+        if self._index is None and sum(self.store.count_items().values()) > SYNC_BUILD_ROWS:
+            self.prepare(background=True)
             return None
         return self._follow()
 
@@ -168,7 +163,15 @@ class TantivyLexical:
             self._tv, self._index, self._writer, self.store.fulltext_rows(keys)
         )
 
-    def prepare(self) -> None:
+    def prepare(self, background: bool = False) -> None:
+        if background:  # one builder thread per index, however many callers ask
+            with self._lock_for_builder:
+                if self._builder is None:
+                    self._builder = threading.Thread(
+                        target=self.prepare, name="bm25-build", daemon=True
+                    )
+                    self._builder.start()
+            return
         with self._lock:
             if not self._closed:  # the engine may close before a background prepare() runs
                 self._follow_locked()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,7 +74,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         metrics.watch_engine(opened.stats)
         upstream = await run_in_threadpool(_attach_upstream, app, opened)
         # BM25's in-memory index is built beside the first requests, not by the first question
-        threading.Thread(target=opened.lexical.prepare, name="bm25-build", daemon=True).start()
+        opened.lexical.prepare(background=True)
         logger.info("serving %s (LSN %d)", settings.db, opened.store.last_lsn())
         try:
             yield

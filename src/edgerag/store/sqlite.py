@@ -580,9 +580,6 @@ class Store:
         )
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
-    def count_fulltext_rows(self) -> int:
-        return int(self._reader.execute("SELECT COUNT(*) FROM items").fetchone()[0])
-
     def fulltext_rows(self, keys: np.ndarray | None = None) -> Iterator[tuple[int, str]]:
         """``(key, text)`` of the full-text rows of ``keys`` (every row when None), as FTS5
         holds them: what a derived BM25 index (``edgerag.lexical``) is built from."""
