@@ -162,13 +162,21 @@ async def lag_bench(url: str, tmp: Path, rate: int, seconds: float) -> list[str]
 
 
 # ------------------------------------------------------------------ 2. scatter-gather
-async def scatter_bench(url: str, tmp: Path, n_docs: int, n_queries: int) -> list[str]:
+async def scatter_bench(
+    url: str,
+    tmp: Path,
+    n_docs: int,
+    n_queries: int,
+    shards: int = 4,
+    replicas: int = 1,
+    nodes: int = 4,
+) -> list[str]:
     rng = random.Random(2)
     docs = {f"d{i}.txt": text(rng) for i in range(n_docs)}
     queries = [text(rng, 4) for _ in range(n_queries)]
     procs = []
     try:
-        for i in range(4):
+        for i in range(nodes):
             cmd = [
                 str(Path(sys.executable).parent / "edgerag"),
                 "node",
@@ -181,9 +189,9 @@ async def scatter_bench(url: str, tmp: Path, n_docs: int, n_queries: int) -> lis
                 "--collection",
                 "sg",
                 "--shards",
-                "4",
+                str(shards),
                 "--replicas",
-                "1",
+                str(replicas),
                 "--encoder",
                 "hash",
                 "--backend",
@@ -214,7 +222,7 @@ async def scatter_bench(url: str, tmp: Path, n_docs: int, n_queries: int) -> lis
         )
         view = await FleetView(membership).start()
         router = Router(nc, view, deadline_s=5.0)
-        while not all(len(view.healthy_replicas(s)) == 1 for s in range(4)):
+        while not all(len(view.healthy_replicas(s)) == replicas for s in range(shards)):
             await asyncio.sleep(0.1)
         await router.search(queries[0], k=10, mode="dense", min_seq=last, deadline_s=30)
         with Engine.open(
@@ -249,7 +257,7 @@ async def scatter_bench(url: str, tmp: Path, n_docs: int, n_queries: int) -> lis
     return [
         f"| search, one node ({n_docs} docs, dense, k=10) | {n_queries} queries | "
         f"{pct(one, 50):.2f} ms | {pct(one, 99):.2f} ms |",
-        f"| search, fleet of 4 shards (scatter-gather) | {n_queries} queries | "
+        f"| search, fleet: {nodes} nodes, {shards} shards × {replicas} | {n_queries} queries | "
         f"{pct(fleet, 50):.2f} ms | {pct(fleet, 99):.2f} ms |",
         f"| scatter-gather overhead (fleet − one node) | identical top-10 scores: "
         f"{agree}/{n_queries} | {pct(fleet, 50) - pct(one, 50):.2f} ms | |",
@@ -263,13 +271,18 @@ async def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--only", choices=("lag", "scatter"), help="run one part (default: both)")
+    parser.add_argument("--shards", type=int, default=4, help="scatter-gather: shards")
+    parser.add_argument("--replicas", type=int, default=1, help="scatter-gather: replicas")
+    parser.add_argument("--nodes", type=int, default=4, help="scatter-gather: node processes")
     args = parser.parse_args()
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgerag-fleet-bench-") as tmp, NatsServer() as srv:
         if args.only != "scatter":
             rows += await lag_bench(srv.url, Path(tmp), args.rate, args.seconds)
         if args.only != "lag":
-            rows += await scatter_bench(srv.url, Path(tmp), args.docs, args.queries)
+            rows += await scatter_bench(
+                srv.url, Path(tmp), args.docs, args.queries, args.shards, args.replicas, args.nodes
+            )
     print("| measure | n | p50 | p99 |")
     print("|---|---|---|---|")
     print("\n".join(rows))

@@ -166,12 +166,10 @@ def test_parse_message_from_client_headers_and_mqtt_payloads() -> None:
     assert raw.doc_id == "press7/note" and raw.name == "press7/note.txt"
 
 
-def test_responder_answers_every_held_shard_from_one_search() -> None:
-    """A node holding shards 1 and 3 gets the router's same request on both subjects: one
-    over-fetched search answers both, each answer holds only its shard's top k, equal to a
-    search filtered to that shard's documents, in every mode."""
-    import asyncio
-
+@pytest.fixture
+def holds_1_and_3():  # type: ignore[no-untyped-def]
+    """An engine holding shards 1 and 3 of 4, its responder, the documents, and a counter of
+    the engine's searches."""
     from conftest import FAST
     from edgerag import Engine
     from edgerag.fleet.router import Responder
@@ -189,7 +187,7 @@ def test_responder_answers_every_held_shard_from_one_search() -> None:
             Names("t"),
             "n1",
             4,
-            lambda s: None,
+            lambda s: None if s in (1, 3) else "not a replica of this shard",
             lambda: [1, 3],
             None,  # type: ignore[arg-type]
         )
@@ -201,26 +199,116 @@ def test_responder_answers_every_held_shard_from_one_search() -> None:
             return search(*args, **kwargs)
 
         engine.search = counted  # type: ignore[method-assign]
+        yield search, responder, docs, searches
 
-        async def ask(payload: bytes) -> list[dict]:
-            return await asyncio.gather(*(responder._answer(s, payload) for s in (1, 3)))
 
-        for mode in ("dense", "bm25", "hybrid"):
-            request = {"q": "pump seal torque", "k": 5, "mode": mode, "deadline": time.time()}
-            searches.clear()
-            answers = asyncio.run(ask(json.dumps(request).encode()))
-            if mode != "hybrid":
-                assert searches["n"] == 1, mode  # one search, not one per shard
-            for shard, answer in zip((1, 3), answers, strict=True):
-                mine = [d for d in docs if shard_for(d, 4) == shard]
-                if mode == "hybrid":
-                    keys = {int(k) for r in answer["rankings"].values() for k, _ in r}
-                    assert keys == {int(k) for k in answer["rows"]}
-                    docs_of = {row["doc_id"] for row in answer["rows"].values()}
-                    assert docs_of and docs_of <= set(mine)
-                    continue
-                want = search("pump seal torque", 5, {"doc_id": mine}, mode).hits
-                assert [(h["doc_id"], h["score"]) for h in answer["hits"]] == [
-                    (h.doc_id, h.score) for h in want
-                ], (mode, shard)
-        assert responder.served == {1: 3, 3: 3} and not responder._shared
+def test_responder_answers_every_held_shard_from_one_search(holds_1_and_3) -> None:
+    """A node holding shards 1 and 3 gets the router's same request on both subjects: one
+    over-fetched search answers both, each answer holds only its shard's top k, equal to a
+    search filtered to that shard's documents, in every mode."""
+    import asyncio
+
+    search, responder, docs, searches = holds_1_and_3
+
+    async def ask(payload: bytes) -> list[dict]:
+        return await asyncio.gather(*(responder._answer(s, payload) for s in (1, 3)))
+
+    for mode in ("dense", "bm25", "hybrid"):
+        request = {"q": "pump seal torque", "k": 5, "mode": mode, "deadline": time.time()}
+        searches.clear()
+        answers = asyncio.run(ask(json.dumps(request).encode()))
+        if mode != "hybrid":
+            assert searches["n"] == 1, mode  # one search, not one per shard
+        for shard, answer in zip((1, 3), answers, strict=True):
+            mine = [d for d in docs if shard_for(d, 4) == shard]
+            if mode == "hybrid":
+                keys = {int(k) for r in answer["rankings"].values() for k, _ in r}
+                assert keys == {int(k) for k in answer["rows"]}
+                docs_of = {row["doc_id"] for row in answer["rows"].values()}
+                assert docs_of and docs_of <= set(mine)
+                continue
+            want = search("pump seal torque", 5, {"doc_id": mine}, mode).hits
+            assert [(h["doc_id"], h["score"]) for h in answer["hits"]] == [
+                (h.doc_id, h.score) for h in want
+            ], (mode, shard)
+    assert responder.served == {1: 3, 3: 3} and not responder._shared
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_responder_answers_a_node_request_for_several_shards(holds_1_and_3, mode) -> None:
+    """The router's one request per node: asked for every shard it holds, the node runs one
+    plain search (its data is theirs); asked for some, it answers with their part only; a shard
+    it must not answer is named with the reason and the others are still answered."""
+    import asyncio
+
+    search, responder, docs, searches = holds_1_and_3
+    query = "pump seal torque"
+
+    def ask(shards: list[int]) -> dict:
+        request = {"q": query, "k": 5, "mode": mode, "deadline": time.time(), "shards": shards}
+        searches.clear()
+        return asyncio.run(responder._answer_shards(json.dumps(request).encode()))
+
+    def docs_of(answer: dict) -> list[tuple[str, float]]:
+        if mode == "hybrid":
+            return sorted({(row["doc_id"], 0.0) for row in answer["rows"].values()})
+        return [(h["doc_id"], h["score"]) for h in answer["hits"]]
+
+    def expected(shards: list[int] | None) -> list[tuple[str, float]]:
+        scope = (
+            None if shards is None else {"doc_id": [d for d in docs if shard_for(d, 4) in shards]}
+        )
+        return [(h.doc_id, h.score) for h in search(query, 5, scope, mode).hits]
+
+    both = ask([3, 1])
+    assert both["answered"] == [1, 3] and both["errors"] == {}
+    if mode != "hybrid":
+        assert searches["n"] == 1 and docs_of(both) == expected(None)
+    one = ask([3])
+    assert one["answered"] == [3]
+    refused = ask([1, 2])
+    assert refused["answered"] == [1]
+    assert refused["errors"] == {"2": "unavailable: not a replica of this shard"}
+    for answer, shards in ((one, [3]), (refused, [1])):
+        mine = {d for d in docs if shard_for(d, 4) in shards}
+        got = docs_of(answer)
+        assert got and {d for d, _ in got} <= mine
+        if mode != "hybrid":
+            assert got == expected(shards), shards
+    assert "not a replica" in ask([2])["error"]
+    assert responder.served == {1: 2, 3: 2}
+
+
+class _View:
+    """The part of a FleetView the router plans with: each shard's healthy replicas."""
+
+    def __init__(self, healthy: dict[int, list[str]]) -> None:
+        self.shardmap = healthy
+
+    def healthy_replicas(self, shard: int) -> list[str]:
+        return list(self.shardmap[shard])
+
+
+def test_router_asks_as_few_nodes_as_cover_every_shard() -> None:
+    from edgerag.fleet.router import Router
+
+    # 4 shards x 2 replicas on 4 nodes (what assign() gives node0..node3)
+    healthy = {
+        0: ["node0", "node2"],
+        1: ["node1", "node3"],
+        2: ["node2", "node1"],
+        3: ["node1", "node0"],
+    }
+    router = Router(None, _View(healthy))  # type: ignore[arg-type]
+    second = Counter()
+    for _ in range(40):
+        groups, rest = router._plan(range(4))
+        assert not rest
+        assert sorted(s for _, shards in groups for s in shards) == [0, 1, 2, 3]  # each once
+        assert all(node in healthy[s] for node, shards in groups for s in shards)
+        assert groups[0] == ("node1", [1, 2, 3]) and len(groups) == 2
+        second[groups[1][0]] += 1
+    assert set(second) == {"node0", "node2"}  # shard 0's replicas share its reads
+    healthy[1] = []  # no healthy replica of shard 1 in the view: its queue group answers
+    groups, rest = router._plan(range(4))
+    assert rest == [1] and sorted(s for _, shards in groups for s in shards) == [0, 2, 3]

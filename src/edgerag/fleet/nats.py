@@ -14,6 +14,8 @@ Layout for collection ``<c>``:
 ``edgerag.<c>.search.<shard>`` (queue ``replicas``)    search requests for a shard's healthy
                                                        replicas; ``...<shard>.<node>`` addresses
                                                        one replica directly (retries).
+``edgerag.<c>.nodesearch.<node>``                      one request for several shards a node
+                                                       holds (the router's usual path).
 KV ``edgerag_<c>``                                     ``config``, ``members.<node>``, ``shardmap``
 KV ``edgerag_<c>_hb`` (TTL)                            ``hb.<node>``: heartbeats with per-shard,
                                                        per-modality applied position, lag, drift.
@@ -86,6 +88,10 @@ class Names:
     def search(self, shard: int, node: str | None = None) -> str:
         base = f"edgerag.{self.collection}.search.{shard}"
         return f"{base}.{node}" if node else base
+
+    def node_search(self, node: str) -> str:
+        """One node's subject for a request naming several of its shards."""
+        return f"edgerag.{self.collection}.nodesearch.{node}"
 
 
 async def connect(url: str, name: str = "edgerag", **options: Any) -> Client:

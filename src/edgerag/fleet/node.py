@@ -173,6 +173,7 @@ class FleetNode:
             guard,
         )
         await self._sync_shards(fresh=True)
+        await self.responder.listen_node()
         self.engine.listeners.append(self.publisher.notify)
         self._last_tick = time.monotonic()  # starting up is not being cut off
         self._tasks = [

@@ -2,13 +2,21 @@
 
 Each healthy replica of shard ``s`` joins the NATS queue group ``replicas`` on
 ``edgerag.<c>.search.<s>`` (a quarantined one leaves it) and also listens on
-``edgerag.<c>.search.<s>.<node>``. The router sends one request per shard:
+``edgerag.<c>.search.<s>.<node>``. Each node also listens on ``edgerag.<c>.nodesearch.<node>``
+for one request naming several of its shards. The router's usual path:
 
-* to the queue group when every assigned replica of the shard is healthy (NATS picks one);
-* directly to a healthy replica when the KV view shows an unhealthy one, because a frozen
-  process keeps its queue subscription until the server notices it is dead;
-* after a timeout or refusal, **one retry**, hedged to every healthy replica at once (first
-  answer wins).
+* it picks, from its KV view, as few healthy replicas as cover every shard (ties broken at
+  random, so replicas share the load) and sends **one request per node**, naming the shards it
+  wants from it. Every extra node is one more request, search and reply on the box's cores: 4
+  shards × 2 replicas on 4 nodes are answered by 2 of them. A node asked for every shard it
+  holds runs one plain top-k search (its data is exactly those shards); asked for some of them,
+  it over-fetches once and keeps theirs;
+* a shard with no healthy replica in the view goes to its queue group (the router's view may be
+  the stale part; replicas refuse when they must not answer). Routing by the view, not the
+  queue group, also keeps reads off a frozen process, which keeps its queue subscription until
+  the server notices it is dead;
+* a shard the chosen node refused or did not answer in time gets **one retry**, hedged to every
+  healthy replica of it at once (first answer wins).
 
 Answers are merged by score. A shard that does not answer before the deadline is listed in
 ``missing_shards`` and the response is ``partial`` — never silently incomplete. Dense scores
@@ -16,9 +24,10 @@ are exact cosine similarities, so a fleet's dense ranking equals a single node's
 data; BM25 statistics (IDF) are per replica, so hybrid/BM25 fleet rankings can differ slightly
 from one node's, as in any sharded BM25 engine.
 
-A replica holding several shards gets the router's one request on each of their subjects (same
-bytes): the first starts one search, over-fetched and split by shard, and the others take their
-part of it instead of searching again (``Responder._shared_search``).
+A replica holding several shards may still get per-shard requests (retries, queue groups, an
+older router) with the same bytes: the first starts one search, over-fetched and split by
+shard, and the others take their part of it instead of searching again
+(``Responder._shared_search``).
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ import json
 import logging
 import random
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +132,15 @@ def _as_candidates(part: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The shards one answer covers, the answer (None: none came), and how it was routed.
+_Answered = tuple[list[int], dict[str, Any] | None, dict[str, Any]]
+
+
+def _first(deadline: float) -> float:
+    """The first try's share of the budget, so that one retry still fits."""
+    return max((deadline - time.time()) * 0.45, 0.01)
+
+
 class Router:
     """Client side of fleet search; needs a connected client and a started :class:`FleetView`."""
 
@@ -164,30 +182,37 @@ class Router:
             "deadline": deadline,
         }
         payload = json.dumps(request).encode()
-        shards = range(self.view.config.shards)
-        answers = await asyncio.gather(*(self._ask(s, payload, deadline) for s in shards))
-        parts, info, missing = [], {}, []
-        for shard, (answer, meta) in zip(shards, answers, strict=True):
-            info[shard] = meta
-            if answer is None:
-                missing.append(shard)
-            else:
-                parts.append(answer)
+        groups, rest = self._plan(range(self.view.config.shards))
+        asks = [self._ask_node(node, shards, request, payload, deadline) for node, shards in groups]
+        asks += [self._ask_shard(s, payload, deadline) for s in rest]
+        parts, info = [], {}
+        for answered in await asyncio.gather(*asks):
+            for shards, answer, meta in answered:
+                info.update((s, dict(meta)) for s in shards)
+                if answer is not None:
+                    parts.append(answer)
+        missing = sorted(s for s, meta in info.items() if "node" not in meta)
         hits = merge(parts, k, mode)
         ms = (time.perf_counter() - t0) * 1000
+        info = dict(sorted(info.items()))
         return FleetSearchResponse(hits, mode, bool(missing), missing, info, {"total": ms})
 
-    def _subject(self, shard: int) -> str | None:
-        assigned = self.view.shardmap.get(shard, [])
-        healthy = self.view.healthy_replicas(shard)
-        if not assigned:
-            return None
-        if not healthy or len(healthy) == len(assigned):
-            # With no fresh heartbeat at all the router's own view may be the stale part (its
-            # loop was busy): ask the queue group anyway; replicas refuse when they must not
-            # answer, so this never routes a read to a quarantined replica.
-            return self.names.search(shard)
-        return self.names.search(shard, random.choice(healthy))
+    def _plan(self, shards: Iterable[int]) -> tuple[list[tuple[str, list[int]]], list[int]]:
+        """Which node answers which shards: greedily, the healthy replica covering the most
+        shards still uncovered (ties at random); shards with no healthy replica in the view
+        are left for their queue groups."""
+        healthy = {s: set(self.view.healthy_replicas(s)) for s in shards}
+        rest = sorted(s for s, nodes in healthy.items() if not nodes)
+        left = {s for s, nodes in healthy.items() if nodes}
+        groups: list[tuple[str, list[int]]] = []
+        while left:
+            counts = Counter(node for s in left for node in healthy[s])
+            most = max(counts.values())
+            node = random.choice(sorted(n for n, c in counts.items() if c == most))
+            mine = sorted(s for s in left if node in healthy[s])
+            groups.append((node, mine))
+            left -= set(mine)
+        return groups, rest
 
     def _retry_targets(self, shard: int) -> list[str]:
         healthy = self.view.healthy_replicas(shard)
@@ -203,31 +228,59 @@ class Router:
             ]
         return [self.names.search(shard, n) for n in healthy]
 
-    async def _ask(
-        self, shard: int, payload: bytes, deadline: float
-    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    async def _ask_node(
+        self,
+        node: str,
+        shards: list[int],
+        request: dict[str, Any],
+        payload: bytes,
+        deadline: float,
+    ) -> list[_Answered]:
+        """One request to ``node`` for ``shards``; each shard it refused or left unanswered
+        is retried on its own (``payload`` is the per-shard request)."""
+        asked = json.dumps({**request, "shards": shards}).encode()
+        answer, error = await self._request(self.names.node_search(node), asked, _first(deadline))
+        covered = [int(s) for s in (answer or {}).get("answered", []) if int(s) in shards]
+        errors = (answer or {}).get("errors", {})
+        out: list[_Answered] = []
+        if answer is not None and covered:
+            out.append((covered, answer, {"attempts": 1, "node": node}))
+        retried = [
+            self._retry(s, payload, deadline, {"attempts": 1, "error": errors.get(str(s), error)})
+            for s in shards
+            if s not in covered
+        ]
+        return out + list(await asyncio.gather(*retried))
+
+    async def _ask_shard(self, shard: int, payload: bytes, deadline: float) -> list[_Answered]:
+        """A shard with no healthy replica in the view: ask its queue group, then retry."""
         meta: dict[str, Any] = {"attempts": 0}
-        subject = self._subject(shard)
-        if subject is not None:
+        if self.view.shardmap.get(shard):
+            # With no fresh heartbeat at all the router's own view may be the stale part (its
+            # loop was busy): ask the queue group anyway; replicas refuse when they must not
+            # answer, so this never routes a read to a quarantined replica.
             meta["attempts"] = 1
-            # The first try gets part of the budget so that one retry still fits.
-            budget = max((deadline - time.time()) * 0.45, 0.01)
-            answer, error = await self._request(subject, payload, budget)
+            answer, error = await self._request(self.names.search(shard), payload, _first(deadline))
             if answer is not None:
                 meta["node"] = answer.get("node")
-                return answer, meta
+                return [([shard], answer, meta)]
             meta["error"] = error
+        return [await self._retry(shard, payload, deadline, meta)]
+
+    async def _retry(
+        self, shard: int, payload: bytes, deadline: float, meta: dict[str, Any]
+    ) -> _Answered:
         retry = self._retry_targets(shard)
         if not retry:
             meta["error"] = meta.get("error") or "no healthy replica"
-            return None, meta
+            return [shard], None, meta
         meta["attempts"] += 1
         answer, error = await self._hedged(retry, payload, max(deadline - time.time(), 0.01))
         if answer is None:
             meta["error"] = error
-            return None, meta
+            return [shard], None, meta
         meta["node"] = answer.get("node")
-        return answer, meta
+        return [shard], answer, meta
 
     async def _request(
         self, subject: str, payload: bytes, timeout: float
@@ -310,6 +363,7 @@ class Responder:
         self._queue_subs: dict[int, Any] = {}
         self._direct_subs: dict[int, Any] = {}
         self._shared: OrderedDict[tuple[bytes, int], _Shared] = OrderedDict()
+        self._node_sub: Any = None
 
     def in_queue(self, shard: int) -> bool:
         return shard in self._queue_subs
@@ -319,6 +373,13 @@ class Responder:
         if shard not in self._direct_subs:
             self._direct_subs[shard] = await self.nc.subscribe(
                 self.names.search(shard, self.node_id), cb=self._callback(shard)
+            )
+
+    async def listen_node(self) -> None:
+        """This node's subject for requests naming several shards (the router's usual path)."""
+        if self._node_sub is None:
+            self._node_sub = await self.nc.subscribe(
+                self.names.node_search(self.node_id), cb=self._callback(None)
             )
 
     async def join(self, shard: int) -> None:
@@ -340,13 +401,40 @@ class Responder:
         if sub is not None:
             await sub.unsubscribe()
 
-    def _callback(self, shard: int) -> Callable[[Any], Any]:
+    def _callback(self, shard: int | None) -> Callable[[Any], Any]:
         async def handle(msg: Any) -> None:
-            answer = await self._answer(shard, msg.data)
+            if shard is None:
+                answer = await self._answer_shards(msg.data)
+            else:
+                answer = await self._answer(shard, msg.data)
             answer["node"] = self.node_id
             await msg.respond(json.dumps(answer).encode())
 
         return handle
+
+    async def _answer_shards(self, data: bytes) -> dict[str, Any]:
+        """One answer for the shards a request names, with ``answered`` (the shards it covers)
+        and ``errors`` (why each other one is not in it)."""
+        try:
+            req = json.loads(data)
+            wanted = sorted({int(s) for s in req["shards"]})
+            errors = {s: f"unavailable: {why}" for s in wanted if (why := self.refuse(s))}
+            for s in wanted:
+                if req.get("min_seq") and s not in errors and not await self._wait_seq(s, req):
+                    errors[s] = f"behind: op {req['min_seq']} not applied before the deadline"
+            serving = [s for s in wanted if s not in errors]
+            if not serving:
+                return {"error": "; ".join(dict.fromkeys(errors.values())) or "no shard asked"}
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, self._search_union, serving, req)
+        except Exception as exc:  # a bad request must not kill the subscription
+            logger.warning("search on shards %s failed: %s", data[:200], exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        for s in serving:
+            self.served[s] = self.served.get(s, 0) + 1
+        answer["answered"] = serving
+        answer["errors"] = {str(s): why for s, why in errors.items()}
+        return answer
 
     async def _answer(self, shard: int, data: bytes) -> dict[str, Any]:
         reason = self.refuse(shard)
@@ -409,25 +497,26 @@ class Responder:
     def _search(self, shards: list[int], req: dict[str, Any]) -> dict[int, dict[str, Any]]:
         """The answer of each of ``shards`` to ``req``: ranked hits (dense, BM25), or a hybrid
         search's unfused ranked lists + rows, which the router fuses across shards."""
-        k, mode, filters = int(req["k"]), req["mode"], req.get("filters") or None
+        n, mode, filters = self._prepare(req)
+        found = self._within(shards, req["q"], mode, n, filters)
+        return {s: _reply(ranked, mode, n) for s, ranked in found.items()}
+
+    def _search_union(self, shards: list[int], req: dict[str, Any]) -> dict[str, Any]:
+        """One answer covering ``shards``: a plain search when they are every shard this node
+        holds (its data is exactly theirs), else their parts of one over-fetched search."""
+        n, mode, filters = self._prepare(req)
+        if shards == sorted(self.held()):
+            ranked = self._fetch(req["q"], mode, n, filters)
+        else:
+            ranked = _union(self._within(shards, req["q"], mode, n, filters).values())
+        return _reply(ranked, mode, n)
+
+    def _prepare(self, req: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        """The request's candidate count, mode and filters, after following the op log."""
+        k, mode = int(req["k"]), req["mode"]
         self.engine.follow()  # see every op this process's engine has stored
         n = max(k, self.engine.config.candidates) if mode == "hybrid" else k
-        found = self._within(shards, req["q"], mode, n, filters)
-        if mode != "hybrid":
-            return {
-                s: {"hits": [rows[key].to_dict() for key, _ in r["hits"]]}
-                for s, (r, rows) in found.items()
-            }
-        return {
-            s: {
-                "rankings": {
-                    name: [[key, score] for key, score in r] for name, r in rankings.items()
-                },
-                "rows": {str(key): hit.to_dict() for key, hit in rows.items()},
-                "n": n,
-            }
-            for s, (rankings, rows) in found.items()
-        }
+        return n, mode, req.get("filters") or None
 
     def _within(
         self, shards: list[int], query: str, mode: str, n: int, filters: dict[str, Any] | None
@@ -481,3 +570,27 @@ class Responder:
         from edgerag.fleet.drift import shard_documents
 
         return [d for d, _ in shard_documents(self.engine, shard, self.shards)]
+
+
+def _union(found: Iterable[_Ranked]) -> _Ranked:
+    """Several shards' ranked lists as one (the router sorts and cuts each merged list)."""
+    rankings: dict[str, list[tuple[int, float]]] = {}
+    rows: dict[int, Hit] = {}
+    for ranked, hits in found:
+        for name, ranking in ranked.items():
+            rankings.setdefault(name, []).extend(ranking)
+        rows.update(hits)
+    return rankings, rows
+
+
+def _reply(found: _Ranked, mode: str, n: int) -> dict[str, Any]:
+    """A replica's answer: ranked hits (dense, BM25), or a hybrid search's unfused ranked lists
+    + rows, which the router fuses across shards."""
+    rankings, rows = found
+    if mode != "hybrid":
+        return {"hits": [rows[key].to_dict() for key, _ in rankings["hits"]]}
+    return {
+        "rankings": {name: [[key, score] for key, score in r] for name, r in rankings.items()},
+        "rows": {str(key): hit.to_dict() for key, hit in rows.items()},
+        "n": n,
+    }
