@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.bench.stats import percentile as pct
 from edgerag.generation.extractive import split_sentences
 
 PERLFAQ_DIR = Path("/usr/share/perl/5.36/pod")
@@ -330,8 +331,6 @@ def open_demo_collection(cache: Path) -> Any:
 
 
 # --------------------------------------------------------------------------- measurements
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def gold_in(qa: QA, answer: str) -> bool:

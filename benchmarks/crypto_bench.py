@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerag import crypto
+from edgerag.bench.stats import percentile as pct
 
 BATCH = 20
 
@@ -42,10 +43,6 @@ def _status_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
-
-
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def child_ingest(db: Path, encrypt: bool, docs: int) -> dict[str, float]:
@@ -91,10 +88,10 @@ def child_query(db: Path, queries: int) -> dict[str, float]:
         ann.append((time.perf_counter() - t) * 1000)
     out = {
         "open_s": open_s,
-        "search_p50_ms": _pct(full, 50),
-        "search_p95_ms": _pct(full, 95),
-        "index_p50_ms": _pct(ann, 50),
-        "index_p95_ms": _pct(ann, 95),
+        "search_p50_ms": pct(full, 50),
+        "search_p95_ms": pct(full, 95),
+        "index_p50_ms": pct(ann, 50),
+        "index_p95_ms": pct(ann, 95),
         "rss_mb": (_status_kb("VmRSS") - base_rss) / 1024,
         "anon_mb": _status_kb("RssAnon") / 1024,
         "shmem_mb": _status_kb("RssShmem") / 1024,

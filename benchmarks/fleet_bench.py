@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerag import Engine, EngineConfig, IndexConfig
+from edgerag.bench.stats import percentile as pct
 from edgerag.encoders.fake import HashEncoder
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.nats import Names, connect
@@ -83,10 +84,6 @@ def make_op(i: int, modality: str, encoder: HashEncoder, rng: random.Random) -> 
             )
         },
     )
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
 # ------------------------------------------------------------------ 1. replication lag

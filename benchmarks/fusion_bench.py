@@ -30,6 +30,7 @@ import numpy as np
 from multimodal_bench import perlfaq, speak  # noqa: E402  (same directory)
 
 from edgerag import Engine, Query
+from edgerag.bench.stats import percentile as pct
 from edgerag.store.ops import UPSERT, DocumentRecord, ItemRecord, Op, SpaceVectors
 from edgerag.types import item_key
 
@@ -87,10 +88,6 @@ def _bulk(engine: Engine, doc_id: str, texts: list[str]) -> None:
 def hint(question: str, words: int = 3) -> str:
     content = [w for w in re.findall(r"\w+", question) if w.lower() not in STOP]
     return " ".join(content[:words])
-
-
-def pct(values: list[float], p: float) -> float:
-    return float(np.percentile(values, p)) if values else float("nan")
 
 
 def run_fusion(engine: Engine, queries: list[tuple[str, bytes, str]], mode: str) -> list[list[str]]:

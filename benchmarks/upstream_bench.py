@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from edgerag import Engine, EngineConfig
+from edgerag.bench.stats import percentile as pct
 from edgerag.index.base import IndexConfig
 from edgerag.upstream.base import UpstreamSpec, open_upstream
 from edgerag.upstream.federated import federated_search
@@ -49,10 +49,6 @@ def glosses(n: int) -> list[tuple[str, str]]:
         if len(out) == n:
             return out
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
 def run_scope(engine: Engine, upstream: Any, queries: list[tuple[str, str]], **kw: Any) -> dict:

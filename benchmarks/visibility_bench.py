@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from edgerag import Engine, EngineConfig
+from edgerag.bench.stats import percentile as pct
 
 
 def text(i: int) -> bytes:
@@ -72,11 +73,6 @@ def child(role: str, db: Path, n: int) -> subprocess.Popen[str]:
     return proc
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=200)
@@ -119,8 +115,8 @@ def main() -> None:
     print("| ack → visible in another process | p50 ms | p90 ms | p99 ms | max ms | mean ms |")
     print("|---|---|---|---|---|---|")
     print(
-        f"| {args.encoder} | {statistics.median(lat):.1f} | {pct(lat, 0.9):.1f} | "
-        f"{pct(lat, 0.99):.1f} | {max(lat):.1f} | {statistics.mean(lat):.1f} |"
+        f"| {args.encoder} | {statistics.median(lat):.1f} | {pct(lat, 90):.1f} | "
+        f"{pct(lat, 99):.1f} | {max(lat):.1f} | {statistics.mean(lat):.1f} |"
     )
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgerag import Engine
 from edgerag.bench.runner import BenchOptions, bench_db, bench_synthetic, markdown_table
-from edgerag.bench.stats import Latency, recall_at_k, verdict
+from edgerag.bench.stats import Latency, percentile, recall_at_k, verdict
 from edgerag.cli import main
 from edgerag.errors import ConfigError, NotFoundError
 
@@ -30,6 +30,14 @@ def test_percentiles_of_1_to_100() -> None:
         100.0,
         50.5,
     )
+
+
+def test_the_benchmark_scripts_percentile_is_latencys() -> None:
+    """One definition for every script's p50/p95/p99 (three used to coexist)."""
+    lat = Latency.of(np.arange(1, 101))
+    values = list(range(100, 0, -1))  # order does not matter
+    assert (percentile(values, 50), percentile(values, 95)) == (lat.p50, lat.p95)
+    assert percentile([7.0], 99) == 7.0 and np.isnan(percentile([], 50))
 
 
 def test_percentiles_single_sample_and_bad_input() -> None:

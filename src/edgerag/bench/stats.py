@@ -43,6 +43,17 @@ class Latency:
         }
 
 
+def percentile(values: Sequence[float] | npt.NDArray[np.float64], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, NaN when there are none.
+
+    Linear interpolation between closest ranks (numpy's default, as in :class:`Latency`): every
+    benchmark script reports its p50/p95/p99 through this one definition, so two scripts'
+    numbers of the same sample agree.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(x, q)) if x.size else float("nan")
+
+
 def recall_at_k(found: npt.ArrayLike, truth: npt.ArrayLike, k: int = 10) -> float:
     """Mean share of each query's true top-``k`` keys found in its returned top-``k``.
 
