@@ -31,6 +31,7 @@ import numpy as np
 from edgerag import Engine, EngineConfig, IndexConfig
 from edgerag.bench.stats import percentile as pct
 from edgerag.encoders.fake import HashEncoder
+from edgerag.engine import create_encoder
 from edgerag.fleet.ingest_stream import IngestClient
 from edgerag.fleet.nats import Names, connect
 from edgerag.fleet.node import FleetNode
@@ -167,10 +168,15 @@ async def scatter_bench(
     shards: int = 4,
     replicas: int = 1,
     nodes: int = 4,
+    encoder: str = "hash",
 ) -> list[str]:
+    """With a real ``encoder`` a third row: the router encodes each question once and sends
+    the vector (``Router(encoder=...)``), asked with questions of its own (a node's result
+    cache would answer a repeat)."""
     rng = random.Random(2)
     docs = {f"d{i}.txt": text(rng) for i in range(n_docs)}
     queries = [text(rng, 4) for _ in range(n_queries)]
+    others = [text(rng, 4) for _ in range(n_queries)]
     procs = []
     try:
         for i in range(nodes):
@@ -190,7 +196,7 @@ async def scatter_bench(
                 "--replicas",
                 str(replicas),
                 "--encoder",
-                "hash",
+                encoder,
                 "--backend",
                 "flat",
                 "--quantization",
@@ -219,27 +225,32 @@ async def scatter_bench(
         )
         view = await FleetView(membership).start()
         router = Router(nc, view, deadline_s=5.0)
+        # its own encoder object: the single engine's memo must not answer the router's encodes
+        encoding = Router(nc, view, 5.0, create_encoder(encoder)) if encoder != "hash" else None
         while not all(len(view.healthy_replicas(s)) == replicas for s in range(shards)):
             await asyncio.sleep(0.1)
         await router.search(queries[0], k=10, mode="dense", min_seq=last, deadline_s=30)
         with Engine.open(
             ":memory:",
-            EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32")),
+            EngineConfig(encoder=encoder, index=IndexConfig(backend="flat", quantization="f32")),
         ) as single:
-            for name, body in docs.items():
-                single.ingest([(name, body.encode())], {"doc_id": name})
-            one, fleet, agree = [], [], 0
-            for q in queries:  # interleaved, so background noise hits both alike
+            single.ingest([(name, body.encode()) for name, body in docs.items()])
+            one, fleet, fleet_enc, agree, agree_enc = [], [], [], 0, 0
+            for q, other in zip(queries, others, strict=True):  # interleaved: noise hits all
                 t = time.perf_counter()
                 expected = single.search(q, k=10, mode="dense").hits
                 one.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
                 got = await router.search(q, k=10, mode="dense")
                 fleet.append((time.perf_counter() - t) * 1000)
-                # Same scores in the same order (ids of exact ties may come in any order).
-                agree += [round(h["score"], 5) for h in got.hits] == [
-                    round(h.score, 5) for h in expected
-                ]
+                agree += same_scores(got.hits, expected)
+                if encoding is not None:
+                    t = time.perf_counter()
+                    got = await encoding.search(other, k=10, mode="dense")
+                    fleet_enc.append((time.perf_counter() - t) * 1000)
+                    agree_enc += same_scores(
+                        got.hits, single.search(other, k=10, mode="dense").hits
+                    )
         await view.stop()
         await nc.close()
     finally:
@@ -251,14 +262,27 @@ async def scatter_bench(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return [
-        f"| search, one node ({n_docs} docs, dense, k=10) | {n_queries} queries | "
+    rows = [
+        f"| search, one node ({n_docs} docs, {encoder}, dense, k=10) | {n_queries} queries | "
         f"{pct(one, 50):.2f} ms | {pct(one, 99):.2f} ms |",
         f"| search, fleet: {nodes} nodes, {shards} shards × {replicas} | {n_queries} queries | "
         f"{pct(fleet, 50):.2f} ms | {pct(fleet, 99):.2f} ms |",
         f"| scatter-gather overhead (fleet − one node) | identical top-10 scores: "
         f"{agree}/{n_queries} | {pct(fleet, 50) - pct(one, 50):.2f} ms | |",
     ]
+    if fleet_enc:
+        rows += [
+            f"| search, fleet, the router encodes | {n_queries} other queries | "
+            f"{pct(fleet_enc, 50):.2f} ms | {pct(fleet_enc, 99):.2f} ms |",
+            f"| overhead with the router encoding (fleet − one node) | identical top-10 scores: "
+            f"{agree_enc}/{n_queries} | {pct(fleet_enc, 50) - pct(one, 50):.2f} ms | |",
+        ]
+    return rows
+
+
+def same_scores(got: list[dict], expected: list) -> bool:
+    """Same scores in the same order (ids of exact ties may come in any order)."""
+    return [round(h["score"], 5) for h in got] == [round(h.score, 5) for h in expected]
 
 
 async def main() -> None:
@@ -271,6 +295,9 @@ async def main() -> None:
     parser.add_argument("--shards", type=int, default=4, help="scatter-gather: shards")
     parser.add_argument("--replicas", type=int, default=1, help="scatter-gather: replicas")
     parser.add_argument("--nodes", type=int, default=4, help="scatter-gather: node processes")
+    parser.add_argument(
+        "--encoder", default="hash", help="scatter-gather: text encoder (hash, minilm)"
+    )
     args = parser.parse_args()
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgerag-fleet-bench-") as tmp, NatsServer() as srv:
@@ -278,7 +305,14 @@ async def main() -> None:
             rows += await lag_bench(srv.url, Path(tmp), args.rate, args.seconds)
         if args.only != "lag":
             rows += await scatter_bench(
-                srv.url, Path(tmp), args.docs, args.queries, args.shards, args.replicas, args.nodes
+                srv.url,
+                Path(tmp),
+                args.docs,
+                args.queries,
+                args.shards,
+                args.replicas,
+                args.nodes,
+                args.encoder,
             )
     print("| measure | n | p50 | p99 |")
     print("|---|---|---|---|")

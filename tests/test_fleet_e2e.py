@@ -14,7 +14,9 @@ import pytest
 
 from conftest import FAST
 from edgerag import Engine
+from edgerag.encoders.fake import HashEncoder
 from edgerag.fleet.ingest_stream import IngestClient
+from edgerag.fleet.router import Router
 from edgerag.fleet.sharding import shard_for
 from edgerag.store.ops import DELETE, Op
 from fleet_harness import Fleet, make_docs, running_fleet, settled, wait_for
@@ -57,17 +59,21 @@ def test_fleet_equals_single_node_and_deletes_reach_every_replica(fleet: Fleet) 
             await wait_for(fleet.all_serving, 20, "every replica serving")
             assert {n for nodes in fleet.view.shardmap.values() for n in nodes} == set(NODES)
             last_seq = await _ingest(fleet, docs)
+            # A router that encodes each question once for every node (the fleet's encoder).
+            encoding = Router(fleet.nc, fleet.view, 2.0, HashEncoder(64))
+            assert encoding._query_vector("pump")["encoder"] == "hash/1/64d"  # it does send one
             with Engine.open(":memory:", FAST) as single:
                 for name, text in docs.items():
                     single.ingest([(name, text.encode())], {"doc_id": name})
                 for query in QUERIES:
                     expected = single.search(query, k=8, mode="dense").hits
-                    got = await fleet.router.search(query, k=8, mode="dense", min_seq=last_seq)
-                    assert not got.partial, got.shards
-                    assert same_ranking(
-                        [(h["id"], h["score"]) for h in got.hits],
-                        [(h.id, h.score) for h in expected],
-                    ), query
+                    for router in (fleet.router, encoding):
+                        got = await router.search(query, k=8, mode="dense", min_seq=last_seq)
+                        assert not got.partial, got.shards
+                        assert same_ranking(
+                            [(h["id"], h["score"]) for h in got.hits],
+                            [(h.id, h.score) for h in expected],
+                        ), query
                 hybrid = await fleet.router.search(QUERIES[0], k=5, mode="hybrid")
                 assert len(hybrid.hits) == 5 and not hybrid.partial
                 assert all("fused" in h["scores"] for h in hybrid.hits)

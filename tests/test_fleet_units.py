@@ -312,3 +312,66 @@ def test_router_asks_as_few_nodes_as_cover_every_shard() -> None:
     healthy[1] = []  # no healthy replica of shard 1 in the view: its queue group answers
     groups, rest = router._plan(range(4))
     assert rest == [1] and sorted(s for _, shards in groups for s in shards) == [0, 2, 3]
+
+
+def test_responder_uses_the_routers_vector_only_from_the_same_encoder(holds_1_and_3) -> None:
+    """A question the router encoded is not encoded again on the node when the request's
+    encoder id is the node's text encoder; from another encoder the vector is ignored. Same
+    answer either way."""
+    import asyncio
+    import base64
+
+    from edgerag.fleet.encoders import text_encoder_id
+
+    search, responder, docs, searches = holds_1_and_3
+    encoder = responder.engine.encoder
+    encodes = Counter()
+    encode = encoder.encode
+
+    def counted(texts):  # type: ignore[no-untyped-def]
+        encodes["n"] += 1
+        return encode(texts)
+
+    encoder.encode = counted
+    query = "grease the pump bearing"
+    vector = base64.b64encode(np.asarray(encode([query])[0], dtype="<f4").tobytes()).decode()
+    answers = {}
+    for label, extra in (
+        ("none", {}),
+        ("same", {"vector": vector, "encoder": text_encoder_id(encoder)}),
+        ("other", {"vector": vector, "encoder": "minilm/1/64d"}),
+    ):
+        request = {"q": query, "k": 5, "mode": "dense", "deadline": time.time(), "shards": [1, 3]}
+        encodes.clear()
+        responder.engine.cache.clear()
+        answer = asyncio.run(responder._answer_shards(json.dumps({**request, **extra}).encode()))
+        answers[label] = ([h["doc_id"] for h in answer["hits"]], encodes["n"])
+    assert answers["none"][0] == answers["same"][0] == answers["other"][0] != []
+    assert (answers["none"][1], answers["same"][1], answers["other"][1]) == (1, 0, 1)
+
+
+def test_a_query_vector_of_the_wrong_shape_is_refused(engine, docs) -> None:
+    from edgerag import Query
+
+    engine.ingest([docs])
+    with pytest.raises(ConfigError, match="text_vector must be 64 finite values"):
+        engine.search(Query(text="pump", text_vector=np.ones(3, dtype=np.float32)))
+    with pytest.raises(ConfigError, match="not all zero"):
+        engine.search(Query(text="pump", text_vector=np.zeros(64, dtype=np.float32)))
+
+
+def test_router_encodes_only_with_the_fleets_text_encoder() -> None:
+    import base64
+
+    from edgerag.encoders.fake import HashEncoder
+    from edgerag.fleet.router import Router
+
+    view = _View({0: ["a"]})
+    view.config = FleetConfig(collection="c", shards=1, encoders={"text": "hash/1/64d"})
+    with_64 = Router(None, view, encoder=HashEncoder(64))  # type: ignore[arg-type]
+    got = with_64._query_vector("pump seal")
+    assert got["encoder"] == "hash/1/64d"
+    vec = np.frombuffer(base64.b64decode(got["vector"]), dtype="<f4")
+    assert np.allclose(vec, HashEncoder(64).encode(["pump seal"])[0])
+    assert Router(None, view, encoder=HashEncoder(32))._query_vector("pump") == {}  # type: ignore[arg-type]
+    assert Router(None, view)._query_vector("pump") == {}  # type: ignore[arg-type]

@@ -114,12 +114,16 @@ class Query:
         image: image bytes or a path.
         audio: audio bytes or a path.
         weights: per-modality weight when the modalities are fused ("text", "image", "audio").
+        text_vector: ``text``'s vector, when the caller already has it from this collection's
+            text encoder (a fleet router encodes a question once for every shard). The caller
+            vouches for the encoder; only the shape is checked.
     """
 
     text: str | None = None
     image: bytes | str | None = None
     audio: bytes | str | None = None
     weights: dict[str, float] | None = None
+    text_vector: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, query: str | Query) -> Query:

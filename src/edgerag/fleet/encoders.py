@@ -17,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 from edgerag.errors import FleetError
 
 if TYPE_CHECKING:
+    from edgerag.encoders.base import TextEncoder
     from edgerag.fleet.shardmap import Membership
     from edgerag.store.ops import Op
 
 
 def encoder_id(encoder: str, version: str, dim: int) -> str:
     return f"{encoder}/{version}/{dim}d"
+
+
+def text_encoder_id(encoder: TextEncoder) -> str:
+    """The id a text encoder's vectors carry in the fleet config."""
+    return encoder_id(encoder.id, encoder.version, int(encoder.dim))
 
 
 def engine_encoders(indexes: dict[str, Any]) -> dict[str, str]:

@@ -33,6 +33,7 @@ shard, and the others take their part of it instead of searching again
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -43,16 +44,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgerag.config import MODES
 from edgerag.errors import ConfigError
+from edgerag.fleet.encoders import engine_encoders, text_encoder_id
 from edgerag.fleet.nats import SEARCH_QUEUE, Names
 from edgerag.fleet.sharding import shard_for
 from edgerag.fleet.shardmap import SERVING
+from edgerag.ingest.documents import TEXT_SPACE
 from edgerag.retrieval.fusion import fuse
+from edgerag.types import Query
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
+    from edgerag.encoders.base import TextEncoder
     from edgerag.engine import Engine
     from edgerag.fleet.replication import Replicator
     from edgerag.fleet.shardmap import FleetView
@@ -144,10 +151,22 @@ def _first(deadline: float) -> float:
 class Router:
     """Client side of fleet search; needs a connected client and a started :class:`FleetView`."""
 
-    def __init__(self, nc: Client, view: FleetView, deadline_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        view: FleetView,
+        deadline_s: float = 2.0,
+        encoder: TextEncoder | None = None,
+    ) -> None:
+        """``encoder``: the fleet's text encoder, to encode each question once here instead
+        of once on every node asked (each node's encode is most of its search with a real
+        model). Used only while it is the encoder the fleet config records for the text
+        space; nodes check the id the request carries and encode themselves otherwise."""
         self.nc = nc
         self.view = view
         self.deadline_s = deadline_s
+        self.encoder = encoder
+        self._warned: str | None = None
 
     @property
     def names(self) -> Names:
@@ -181,6 +200,7 @@ class Router:
             "min_seq": min_seq,
             "deadline": deadline,
         }
+        request.update(self._query_vector(query))
         payload = json.dumps(request).encode()
         groups, rest = self._plan(range(self.view.config.shards))
         asks = [self._ask_node(node, shards, request, payload, deadline) for node, shards in groups]
@@ -196,6 +216,21 @@ class Router:
         ms = (time.perf_counter() - t0) * 1000
         info = dict(sorted(info.items()))
         return FleetSearchResponse(hits, mode, bool(missing), missing, info, {"total": ms})
+
+    def _query_vector(self, query: str) -> dict[str, str]:
+        """The question's text vector and its encoder's id, for the request (empty without an
+        encoder, or with one the fleet does not use)."""
+        if self.encoder is None or self.view.config is None:
+            return {}
+        mine = text_encoder_id(self.encoder)
+        fleet = self.view.config.encoders.get(TEXT_SPACE)
+        if mine != fleet:
+            if self._warned != fleet:
+                self._warned = fleet
+                logger.warning("router encoder %s, fleet %s: the nodes encode", mine, fleet)
+            return {}
+        vector = np.asarray(self.encoder.encode([query])[0], dtype="<f4")
+        return {"vector": base64.b64encode(vector.tobytes()).decode(), "encoder": mine}
 
     def _plan(self, shards: Iterable[int]) -> tuple[list[tuple[str, list[int]]], list[int]]:
         """Which node answers which shards: greedily, the healthy replica covering the most
@@ -497,29 +532,37 @@ class Responder:
     def _search(self, shards: list[int], req: dict[str, Any]) -> dict[int, dict[str, Any]]:
         """The answer of each of ``shards`` to ``req``: ranked hits (dense, BM25), or a hybrid
         search's unfused ranked lists + rows, which the router fuses across shards."""
-        n, mode, filters = self._prepare(req)
-        found = self._within(shards, req["q"], mode, n, filters)
+        query, n, mode, filters = self._prepare(req)
+        found = self._within(shards, query, mode, n, filters)
         return {s: _reply(ranked, mode, n) for s, ranked in found.items()}
 
     def _search_union(self, shards: list[int], req: dict[str, Any]) -> dict[str, Any]:
         """One answer covering ``shards``: a plain search when they are every shard this node
         holds (its data is exactly theirs), else their parts of one over-fetched search."""
-        n, mode, filters = self._prepare(req)
+        query, n, mode, filters = self._prepare(req)
         if shards == sorted(self.held()):
-            ranked = self._fetch(req["q"], mode, n, filters)
+            ranked = self._fetch(query, mode, n, filters)
         else:
-            ranked = _union(self._within(shards, req["q"], mode, n, filters).values())
+            ranked = _union(self._within(shards, query, mode, n, filters).values())
         return _reply(ranked, mode, n)
 
-    def _prepare(self, req: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
-        """The request's candidate count, mode and filters, after following the op log."""
+    def _prepare(self, req: dict[str, Any]) -> tuple[Query, int, str, dict[str, Any] | None]:
+        """The request's query, candidate count, mode and filters, after following the op
+        log. The router's text vector is used when its encoder is this node's."""
         k, mode = int(req["k"]), req["mode"]
         self.engine.follow()  # see every op this process's engine has stored
         n = max(k, self.engine.config.candidates) if mode == "hybrid" else k
-        return n, mode, req.get("filters") or None
+        vector = None
+        if req.get("vector") and req.get("encoder") == self._text_encoder:
+            vector = np.frombuffer(base64.b64decode(req["vector"]), dtype="<f4")
+        return Query(text=req["q"], text_vector=vector), n, mode, req.get("filters") or None
+
+    @functools.cached_property
+    def _text_encoder(self) -> str | None:
+        return engine_encoders(self.engine.indexes).get(TEXT_SPACE)
 
     def _within(
-        self, shards: list[int], query: str, mode: str, n: int, filters: dict[str, Any] | None
+        self, shards: list[int], query: Query, mode: str, n: int, filters: dict[str, Any] | None
     ) -> dict[int, _Ranked]:
         """Each ranked list's top ``n`` within each of ``shards``. A node holding only that
         shard searches as is; one holding several over-fetches once and keeps each shard's
@@ -545,7 +588,7 @@ class Responder:
             found[shard] = ({}, {}) if scoped is None else self._fetch(query, mode, n, scoped)
         return found
 
-    def _fetch(self, query: str, mode: str, n: int, filters: dict[str, Any] | None) -> _Ranked:
+    def _fetch(self, query: Query, mode: str, n: int, filters: dict[str, Any] | None) -> _Ranked:
         """Ranked lists by name and a hit for every key in them: a hybrid search's unfused
         signals, or a dense/BM25 search's one ranked list (``"hits"``)."""
         if mode == "hybrid":

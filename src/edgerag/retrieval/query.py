@@ -115,10 +115,14 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     if not texts and image_visual is None:
         raise ConfigError("empty query: give text, an image or audio with speech")
     t0 = time.perf_counter()
-    if texts:
-        vectors = engine.encoder.encode(list(texts.values()))
-        for (modality, text), vec in zip(texts.items(), vectors, strict=True):
-            encoded.parts.append(Part(modality, TEXT, vec, text, weights[modality]))
+    given = _given_text_vector(engine, query) if "text" in texts else None
+    to_encode = [m for m in texts if not (m == "text" and given is not None)]
+    vectors = {"text": given} if given is not None else {}
+    if to_encode:
+        encoded_texts = engine.encoder.encode([texts[m] for m in to_encode])
+        vectors.update(zip(to_encode, encoded_texts, strict=True))
+    for modality, text in texts.items():
+        encoded.parts.append(Part(modality, TEXT, vectors[modality], text, weights[modality]))
     encoded.timings_ms["encode"] = (time.perf_counter() - t0) * 1000
     if image_visual is not None and VISUAL in engine.indexes:
         encoded.parts.append(Part("image", VISUAL, image_visual, None, weights["image"]))
@@ -126,6 +130,19 @@ def encode_query(engine: Engine, query: Query, ocr: bool = True) -> EncodedQuery
     _add_joint_parts(engine, query, encoded, weights)
     _add_head_parts(engine, encoded, image_visual, image_probs, weights)
     return encoded
+
+
+def _given_text_vector(engine: Engine, query: Query) -> np.ndarray | None:
+    """``query.text_vector`` as a unit (dim,) vector, checked against the text encoder's dim."""
+    if query.text_vector is None:
+        return None
+    vec = np.asarray(query.text_vector, dtype=np.float32).reshape(-1)
+    if vec.shape[0] != engine.encoder.dim or not np.isfinite(vec).all() or not vec.any():
+        raise ConfigError(
+            f"query text_vector must be {engine.encoder.dim} finite values, not all zero (this "
+            f"collection's text encoder), got {vec.shape[0]}"
+        )
+    return normalize(vec[None, :])[0]
 
 
 def _confident_text(media: object, read: str, probs: np.ndarray) -> str:
