@@ -186,23 +186,17 @@ def _raw_bm25(engine: Any) -> Callable[[str, int], Any]:
     """One BM25 query through the library the engine's lexical engine uses, without edgerag's
     glue: a Tantivy search over the built index (query terms analysed, stored keys read), or
     one FTS5 statement."""
-    from edgerag.retrieval.text_query import fts_match, query_terms
+    from edgerag.retrieval.text_query import fts_match
 
     lexical = engine.lexical
     if lexical.name == "fts5":
         conn = engine.store._reader  # noqa: SLF001
         sql = "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY bm25(items_fts) LIMIT ?"
         return lambda question, k: conn.execute(sql, (fts_match(question), k)).fetchall()
-    import tantivy
-
     searcher = lexical._follow()  # noqa: SLF001 - built once, outside the timed calls
-    schema, analyzer = lexical._schema, lexical._analyzer  # noqa: SLF001
 
     def search(question: str, k: int) -> list[int]:
-        tokens = [t for term in query_terms(question) for t in analyzer.analyze(term)]
-        query = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in tokens]
-        )
+        query = lexical.match(question)
         return [searcher.doc(addr)["key"][0] for _, addr in searcher.search(query, k).hits]
 
     return search

@@ -13,6 +13,7 @@ from edgerag.ingest.limits import Limits
 
 ENCODERS = ("minilm", "minilm-q8", "hash")
 MODES = ("hybrid", "dense", "bm25")
+LEXICAL_ENGINES = ("tantivy", "fts5")  # EngineConfig.lexical; see edgerag.lexical
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class EngineConfig:
             raise ConfigError(
                 f"unit_vectors must be 'late', 'separate' or 'off', got {self.unit_vectors!r}"
             )
-        if self.lexical not in ("tantivy", "fts5"):
+        if self.lexical not in LEXICAL_ENGINES:
             raise ConfigError(f"lexical must be 'tantivy' or 'fts5', got {self.lexical!r}")
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError("synchronous must be OFF, NORMAL, FULL or EXTRA")

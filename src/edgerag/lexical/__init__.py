@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgerag.config import LEXICAL_ENGINES
 from edgerag.errors import ConfigError
 from edgerag.lexical.base import LexicalIndex
 
 if TYPE_CHECKING:
     from edgerag.store.sqlite import Store
-
-LEXICAL_ENGINES = ("tantivy", "fts5")
 
 __all__ = ["LEXICAL_ENGINES", "LexicalIndex", "open_lexical"]
 

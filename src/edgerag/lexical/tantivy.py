@@ -85,18 +85,25 @@ class TantivyLexical:
         searcher = self._searcher()
         if searcher is None:  # a large index still being built: FTS5 ranks meanwhile
             return self._fts5.search(query, k, filters)
-        tokens = [tok for term in query_terms(query) for tok in self._analyzer.analyze(term)]
-        if not tokens:
+        match = self.match(query)
+        if match is None:
             return []
-        tv = self._tv
-        match = tv.Query.boolean_query(
-            [(tv.Occur.Should, tv.Query.term_query(self._schema, "text", tok)) for tok in tokens]
-        )
         if not filters:
             return _hits(searcher, match, k)
         if allowed is None:
             allowed = self.store.filter_keys(filters)
         return self._filtered(searcher, match, k, allowed)
+
+    def match(self, query: str) -> Any | None:
+        """The Tantivy query for ``query``: its terms analysed as the index was, OR-ed; None
+        when it has no searchable word."""
+        tokens = [tok for term in query_terms(query) for tok in self._analyzer.analyze(term)]
+        if not tokens:
+            return None
+        tv = self._tv
+        return tv.Query.boolean_query(
+            [(tv.Occur.Should, tv.Query.term_query(self._schema, "text", tok)) for tok in tokens]
+        )
 
     def _filtered(
         self, searcher: Any, match: Any, k: int, allowed: np.ndarray

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -513,11 +513,9 @@ class Store:
         in the order of ``keys``."""
         found: dict[int, bytes] = {}
         conn = self._reader
-        for start in range(0, len(keys), 500):
-            chunk = [int(k) for k in keys[start : start + 500]]
+        for chunk, marks in _in_chunks(keys):
             rows = conn.execute(
-                f"SELECT key, vector FROM vectors WHERE space = ? AND key IN "
-                f"({','.join('?' * len(chunk))})",
+                f"SELECT key, vector FROM vectors WHERE space = ? AND key IN ({marks})",
                 (space, *chunk),
             )
             found.update(rows)
@@ -550,11 +548,10 @@ class Store:
         """Item rows (joined with their document's source) by key."""
         out: dict[int, dict[str, Any]] = {}
         conn = self._reader
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
+        for chunk, marks in _in_chunks(keys):
             cur = conn.execute(
                 f"SELECT {ITEM_COLUMNS} FROM items i JOIN documents d ON d.doc_id = i.doc_id"
-                f" WHERE i.key IN ({','.join('?' * len(chunk))})",
+                f" WHERE i.key IN ({marks})",
                 chunk,
             )
             names = [c[0] for c in cur.description]
@@ -586,12 +583,9 @@ class Store:
         if keys is None:
             yield from self._reader.execute("SELECT rowid, text FROM items_fts")
             return
-        wanted = keys.tolist()
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
+        for chunk, marks in _in_chunks(keys):
             yield from self._reader.execute(
-                f"SELECT rowid, text FROM items_fts WHERE rowid IN ({marks})", part
+                f"SELECT rowid, text FROM items_fts WHERE rowid IN ({marks})", chunk
             ).fetchall()
 
     def bm25(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
@@ -799,3 +793,12 @@ def _to_arrays(keys: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndar
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
     return np.array(keys, dtype=np.int64), vecs.astype(np.float32)
+
+
+def _in_chunks(keys: Iterable[Any]) -> Iterator[tuple[list[int], str]]:
+    """``keys`` as ints in chunks of 500 for ``... IN (?, ?, …)`` (well under SQLite's bound
+    parameter limit): each chunk with its placeholders."""
+    wanted = [int(k) for k in keys]
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        yield chunk, ",".join("?" * len(chunk))
