@@ -30,28 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from edgerag.bench.synthetic import clustered
 from edgerag.index import space as space_module
 from edgerag.index.base import IndexConfig
 from edgerag.index.space import SpaceIndex
 from edgerag.types import SpaceSpec
 
 logger = logging.getLogger(__name__)
-
-
-def clustered(n: int, dim: int, seed: int, clusters: int = 1000, noise: float = 0.6) -> np.ndarray:
-    """``n`` unit vectors around ``clusters`` random centres (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-    out = np.empty((n, dim), dtype=np.float32)
-    step = 100_000
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        rng_b = np.random.default_rng([seed, start])
-        x = centres[rng_b.integers(0, clusters, m)]
-        x += noise * rng_b.standard_normal((m, dim), dtype=np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        out[start : start + m] = x
-    return out
 
 
 def exact_topk(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None):

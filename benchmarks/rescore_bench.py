@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from index_bench import clustered, exact_topk, recall, warm_rss_per_vector  # noqa: E402
+from index_bench import exact_topk, recall, warm_rss_per_vector  # noqa: E402
 
+from edgerag.bench.synthetic import clustered  # noqa: E402
 from edgerag.index.base import IndexConfig  # noqa: E402
 from edgerag.index.space import SpaceIndex  # noqa: E402
 from edgerag.types import SpaceSpec  # noqa: E402

@@ -94,6 +94,9 @@ def test_synthetic_run_measures_the_whole_path() -> None:
     assert row["disk_B_per_vec"] >= 16 * 4  # at least the f32 originals
     assert row["rss_B_per_vec"] is not None and row["anon_B_per_vec"] is not None
     assert [s["ef"] for s in row["sweep"]] == [16, 64]
+    # the one-thread stage means `edgerag plan` calibrates on
+    one = row["single_thread"]
+    assert one["ann_ms"] > 0 and one["rescore_ms"] >= 0 and one["descent_ms"] > 0
     assert row["verdict"]["passed"] == (row["levels"][1]["e2e"]["p95"] <= 50)
     assert "| flat/f32 | 2 |" in markdown_table(report)
 

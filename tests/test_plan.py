@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from edgerag.bench.plan import (
     mb_for,
     parse_range,
     plan,
+    predict_index_ms,
     render,
     size,
 )
@@ -141,9 +143,26 @@ def test_calibration_from_report_and_render() -> None:
     }
     cal = calibration_from_report(report)
     assert cal.precisions["int8"].store_B_per_item == 1000
+    assert cal.precisions["int8"].ann_ms == 1.0  # an older report: the c=1 level's stages
+    report["targets"][0]["single_thread"] = {"ann_ms": 0.4, "rescore_ms": 0.1, "descent_ms": 0.05}
+    one_thread = calibration_from_report(report).precisions["int8"]
+    assert (one_thread.ann_ms, one_thread.rescore_ms, one_thread.e2e_p95_ms) == (0.4, 0.1, 2.0)
+    assert one_thread.descent_ms == 0.05
     assert Calibration.from_dict(json.loads(cal.to_json())) == cal
     text = render(plan(PlanInputs(vectors=10**6, dim=64), cal, Prices(), ("int8",)))
     assert "| int8 |" in text and "PASS" in text and "$2,300–7,650" in text
+
+
+def test_latency_model_scales_only_the_descent_with_ln_n() -> None:
+    measured = replace(CAL.precisions["int8"], descent_ms=0.2)
+    cal = replace(CAL, precisions={"int8": measured})
+    # at the calibration size and dim: the measured stages as they are
+    assert predict_index_ms(cal, "int8", CAL.n, CAL.dim) == pytest.approx(1.5)
+    # 10,000 → 10^8: ln N doubles, so does the descent only: 0.8 + 0.4 + 0.5 rescoring
+    assert predict_index_ms(cal, "int8", 10**8, CAL.dim) == pytest.approx(1.7)
+    assert predict_index_ms(cal, "int8", 10**8, 2 * CAL.dim) == pytest.approx(3.4)  # ∝ D
+    # a calibration from before the descent was measured: all of ANN grows with ln N
+    assert predict_index_ms(CAL, "int8", 10**8, CAL.dim) == pytest.approx(2.5)
 
 
 def test_cli_plan_with_stored_calibration(tmp_path: Path) -> None:

@@ -244,6 +244,34 @@ def measure_recall(
     }
 
 
+def index_pass(target: Target, timed: _TimedEngine, queries: Vectors, k: int) -> dict[str, float]:
+    """Mean index stages on this thread, back to back, no hydration in between (the way
+    ``benchmarks/index_bench.py`` times ``SpaceIndex.search``), and the graph's descent alone.
+
+    ``descent_ms`` is a 1-NN engine search at beam width 1: the greedy walk down HNSW's upper
+    layers, whose length grows with ln N, while the beam search of the bottom layer at a fixed
+    ``ef_search`` does not (measured: ANN + rescoring 0.46 ms at 20k, 0.44 at 100k, 0.49 at 1M
+    × 512). ``edgerag plan`` scales only the descent with N. Each thread of a pool read ~1.3×
+    slower here, hydration between searches ~1.3× slower again: neither is the index's cost.
+    """
+    ann, whole, descent = (np.empty(len(queries)) for _ in range(3))
+    for i in range(len(queries)):
+        q = queries[i : i + 1]
+        timed.take_ms()
+        t0 = time.perf_counter()
+        target.space.search(q, k)
+        whole[i] = (time.perf_counter() - t0) * 1e3
+        ann[i] = timed.take_ms()
+    for i in range(len(queries)):
+        timed.search(queries[i : i + 1], 1, ef=1)
+        descent[i] = timed.take_ms()
+    return {
+        "ann_ms": round(float(ann.mean()), 4),
+        "rescore_ms": round(float((whole - ann).mean()), 4),
+        "descent_ms": round(float(descent.mean()), 4),
+    }
+
+
 def _finite(x: float, digits: int) -> float | None:
     """JSON has no NaN: a failed memory probe reads as null."""
     return round(x, digits) if math.isfinite(x) else None
@@ -271,6 +299,7 @@ def bench_target(target: Target, queries: Vectors, options: BenchOptions) -> dic
         base = measure_recall(target, timed, queries, truth, rk, None)
         row[f"recall@{options.recall_k}"] = base[f"recall@{rk}"]
         row["plan"] = base["plan"]
+        row["single_thread"] = index_pass(target, timed, queries, rk)
         sweep = [base]
         for ef in options.ef_sweep:
             if ef != space.config.ef_search:
