@@ -146,8 +146,17 @@ def main() -> None:
     )
     parser.add_argument("--no-ask", action="store_true", help="skip the cited-answer path")
     parser.add_argument("--lexical", choices=("tantivy", "fts5"), help="BM25 engine to use")
+    parser.add_argument(
+        "--lexical-after",
+        action="store_true",
+        help="rank BM25/entities after the ANN search, not while the question is encoded",
+    )
     args = parser.parse_args()
     answer_bench.LEXICAL = args.lexical
+    if args.lexical_after:  # the path as it was before the lookups ran ahead
+        from edgerag.retrieval.pipeline import Retriever
+
+        Retriever._lexical_ahead = lambda *a, **k: None  # type: ignore[method-assign]
     qas = answer_bench.load_perlfaq() + answer_bench.load_zaragoza()
     engine, info = answer_bench.open_collection(args.cache_dir, args.n, qas, False, args.pad)
     questions = qas[:: max(1, len(qas) // args.limit)][: args.limit] if args.limit else qas
@@ -172,10 +181,11 @@ def main() -> None:
     lexical = engine.lexical.name
     print(
         f"\n{n_items:,} items (padding vectors: {pad}), {n_q} questions, k={args.k}, "
-        f"BM25: {lexical}"
+        f"BM25: {lexical}{' after ANN' if args.lexical_after else ' during encoding'}"
     )
     out: dict[str, Any] = {"items": info["items"], "pad": pad, "questions": len(questions)}
     out["lexical"] = lexical
+    out["lexical_during_encode"] = not args.lexical_after
     out["load"] = [round(x, 2) for x in (load0, load1, load2)]
     out["sources"] = {}
     table(stages, out["sources"], f"query → ranked sources (load {load0:.1f} → {load1:.1f})")

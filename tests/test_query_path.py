@@ -66,3 +66,60 @@ def test_bench_check_gates_the_text_ratios() -> None:
     moved = copy.deepcopy(base)
     moved["text"]["params"]["chunks"] += 1
     assert "re-record" in bench_check.compare(moved, base, 0.2)[0]
+
+
+def test_lexical_lists_run_while_the_question_is_encoded(
+    engine: Engine, docs: Path, monkeypatch
+) -> None:
+    """A text-only question's BM25 and entity lists start on a worker before encoding and rank
+    exactly as when they run after the ANN search (every worker busy: the inline path)."""
+    import threading
+
+    from edgerag.retrieval import pipeline
+
+    _ingested(engine, docs)
+    engine.cache.enabled = False
+    where: list[str] = []
+    lexical_search = engine.lexical.search
+
+    def recording(*args, **kwargs):
+        where.append(threading.current_thread().name)
+        return lexical_search(*args, **kwargs)
+
+    monkeypatch.setattr(engine.lexical, "search", recording)
+    questions = [
+        ("what does alarm E-107 mean", "hybrid", None),  # an entity list too
+        ("pump seal torque", "hybrid", None),
+        ("bearing grease hours", "bm25", None),
+        ("discharge pressure", "hybrid", {"doc_id": str(docs / "alarms.txt")}),
+    ]
+    ahead = [engine.search(q, k=3, mode=m, filters=f) for q, m, f in questions]
+    assert all(name.startswith("edgerag-lexical") for name in where), where
+    assert "entity" in ahead[0].plan and "bm25" in ahead[2].plan
+
+    busy = threading.BoundedSemaphore(1)
+    busy.acquire()
+    monkeypatch.setattr(pipeline, "_ahead_free", busy)
+    where.clear()
+    inline = [engine.search(q, k=3, mode=m, filters=f) for q, m, f in questions]
+    assert where == [threading.current_thread().name] * len(questions)
+    for a, b in zip(ahead, inline, strict=True):
+        assert a.plan == b.plan
+        assert [h.to_dict() for h in a.hits] == [h.to_dict() for h in b.hits]
+    assert ahead[0].hits[0].doc_id.endswith("alarms.txt")
+    assert {h.doc_id for h in ahead[3].hits} == {str(docs / "alarms.txt")}  # the filter held
+
+
+def test_a_photo_or_clip_question_ranks_its_words_after_encoding(engine: Engine) -> None:
+    from edgerag.retrieval.pipeline import Retriever
+    from edgerag.types import Query
+
+    retriever = Retriever(engine)
+    photo = Query(text="pump", image=b"not read here")
+    assert retriever._lexical_ahead(photo, "hybrid", "early", 10, None, None) is None
+    assert retriever._lexical_ahead(Query(text="pump"), "hybrid", "late", 10, None, None) is None
+    assert retriever._lexical_ahead(Query(text="the of"), "hybrid", "early", 10, None, None) is None
+    assert retriever._lexical_ahead(Query(text="pump"), "dense", "early", 10, None, None) is None
+    started = retriever._lexical_ahead(Query(text="pump"), "hybrid", "early", 10, None, None)
+    assert started is not None and started[0] == "pump"
+    assert started[1].result() == {"bm25": []}  # nothing ingested

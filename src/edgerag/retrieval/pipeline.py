@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,16 @@ if TYPE_CHECKING:
     from edgerag.engine import Engine
 
 logger = logging.getLogger(__name__)
+
+RankedLists = dict[str, list[tuple[int, float]]]
+
+# BM25 and the entity lookup need only a question's words, so for a text-only question they run
+# on a worker while the encoder turns the same words into a vector (onnxruntime, Tantivy and
+# SQLite release the GIL while they work). A busy pool is never waited for: the lookups then
+# run after the ANN search, as they would without it.
+_AHEAD_WORKERS = 2
+_ahead_pool = ThreadPoolExecutor(_AHEAD_WORKERS, thread_name_prefix="edgerag-lexical")
+_ahead_free = threading.BoundedSemaphore(_AHEAD_WORKERS)
 
 
 class _Timer:
@@ -89,10 +100,13 @@ class Retriever:
             timer.lap("filter")
             if len(allowed) == 0:
                 return SearchResponse([], timer.total(), mode, "filter allows nothing")
+        n_candidates = max(k, engine.config.candidates) if mode == "hybrid" or boosts else k
+        ahead = self._lexical_ahead(query, mode, fusion, n_candidates, filters, allowed)
         encoded = encode_query(engine, query, ocr=ocr)
         timer.add(encoded.timings_ms)
-        n_candidates = max(k, engine.config.candidates) if mode == "hybrid" or boosts else k
-        rankings, plan = self._rank(encoded, mode, fusion, n_candidates, filters, allowed, timer)
+        rankings, plan = self._rank(
+            encoded, mode, fusion, n_candidates, filters, allowed, timer, ahead
+        )
         fused, method = self._fuse(rankings, n_candidates)
         if method:
             timer.lap("fuse")
@@ -131,6 +145,48 @@ class Retriever:
         kept = {name: [(key, s) for key, s in r if key in rows] for name, r in rankings.items()}
         return kept, {key: _hit(row, 0.0, {}) for key, row in rows.items()}
 
+    def _lexical_ahead(
+        self,
+        query: Query,
+        mode: str,
+        fusion: str,
+        n: int,
+        filters: Filters | None,
+        allowed: np.ndarray | None,
+    ) -> tuple[str, Future[RankedLists]] | None:
+        """Start the lexical lists of a text-only question before it is encoded: (its words,
+        the future lists), or None when they must wait for the encoded query (a photo's or a
+        clip's words join them) or when every worker is busy."""
+        text = query.text
+        if query.image is not None or query.audio is not None or fusion != "early":
+            return None
+        if mode not in ("hybrid", "bm25") or not text or not text.strip():
+            return None
+        if mode == "hybrid" and not has_content_words(text):
+            return None
+        if not _ahead_free.acquire(blocking=False):
+            return None
+        try:
+            future = _ahead_pool.submit(self._lexical_lists, text, mode, n, filters, allowed)
+        except RuntimeError:  # the interpreter is shutting down
+            _ahead_free.release()
+            return None
+        future.add_done_callback(lambda _: _ahead_free.release())
+        return text, future
+
+    def _lexical_lists(
+        self, text: str, mode: str, n: int, filters: Filters | None, allowed: np.ndarray | None
+    ) -> RankedLists:
+        """BM25 and, in hybrid mode, the entity matches of one text (see :meth:`_rank`)."""
+        lists = {"bm25": self.engine.lexical.search(text, n, filters, allowed)}
+        if mode == "hybrid":
+            # Exact entity matches (E-107, KX40-CPL-140E) as one more ranked list; absent when
+            # the query names no entity the store knows.
+            entity = self.engine.store.entity_hits(text, n, filters, allowed)
+            if entity:
+                lists["entity"] = entity
+        return lists
+
     def _rank(
         self,
         encoded: EncodedQuery,
@@ -140,7 +196,8 @@ class Retriever:
         filters: Filters | None,
         allowed: np.ndarray | None,
         timer: _Timer,
-    ) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
+        ahead: tuple[str, Future[RankedLists]] | None = None,
+    ) -> tuple[RankedLists, list[str]]:
         """One ranked list per (space) under early fusion, per (part) under late fusion."""
         rankings: dict[str, list[tuple[int, float]]] = {}
         plan: list[str] = []
@@ -163,6 +220,12 @@ class Retriever:
                 ]
                 plan.append(f"{space}:{how}")
             timer.lap("ann")
+        if ahead is not None and ahead[0] == encoded.bm25_text():
+            lists = ahead[1].result()  # started before encoding (see _lexical_ahead)
+            rankings.update(lists)
+            plan += list(lists)
+            timer.lap("bm25")
+            return rankings, plan
         if mode in ("hybrid", "bm25"):
             texts = (
                 [encoded.bm25_text()]
@@ -177,10 +240,8 @@ class Retriever:
                 plan.append("bm25")
             timer.lap("bm25")
         if mode == "hybrid" and encoded.bm25_text():
-            # Exact entity matches (E-107, KX40-CPL-140E) as one more ranked list; absent when
-            # the query names no entity the store knows.
             entity = self.engine.store.entity_hits(encoded.bm25_text(), n, filters, allowed)
-            if entity:
+            if entity:  # see _lexical_lists
                 rankings["entity"] = entity
                 plan.append("entity")
             timer.lap("entity")
