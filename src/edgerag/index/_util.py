@@ -16,17 +16,32 @@ logger = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]
 
 
+# A key range at most this many times the key count is also mapped through one direct array.
+DENSE_MAX_SPREAD = 4
+_I32_MAX = np.iinfo(np.int32).max
+
+
 class KeyMap:
     """int64 key → int64 row, as two parallel sorted arrays.
 
     A Python dict would cost ~100 ns per key per lookup; filters of 100k allowed keys must map
     to rows in a few milliseconds, so lookups are ``np.searchsorted`` (fast for sorted needles)
     and inserts are merges (O(n) memmove per batch, not per key).
+
+    Item keys are SQLite row ids (1, 2, 3, … with holes where items were deleted), so their
+    range is usually dense: then a direct array of rows by ``key - base`` (int32, -1 = absent,
+    grown geometrically as keys are added) answers a lookup with one gather instead of a binary
+    search per key — 10,000 allowed keys in a 1M map cost 2.8 ms through ``searchsorted`` on
+    this VM. Built on the first lookup after a change it cannot follow; sparse keys (a range
+    above ``DENSE_MAX_SPREAD`` × the count) keep the sorted arrays only.
     """
 
     def __init__(self) -> None:
         self._keys: I64 = np.empty(0, dtype=np.int64)
         self._rows: I64 = np.empty(0, dtype=np.int64)
+        self._dense: npt.NDArray[np.int32] | None = None  # rows by key - _base
+        self._base = 0
+        self._dense_valid = False  # False: (re)decide on the next lookup
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -44,6 +59,13 @@ class KeyMap:
         k = np.asarray(keys, dtype=np.int64)
         if len(self._keys) == 0 or k.size == 0:
             return np.full(k.shape, -1, dtype=np.int64)
+        dense = self._direct()
+        if dense is not None:
+            idx = k - self._base
+            inside = (idx >= 0) & (idx < len(dense))
+            if inside.all():
+                return dense[idx].astype(np.int64)
+            return np.where(inside, dense[np.where(inside, idx, 0)], -1).astype(np.int64)
         pos = np.searchsorted(self._keys, k)
         np.minimum(pos, len(self._keys) - 1, out=pos)
         found = self._keys[pos] == k
@@ -60,6 +82,7 @@ class KeyMap:
         pos = np.searchsorted(self._keys, k)
         self._keys = np.insert(self._keys, pos, k)
         self._rows = np.insert(self._rows, pos, r)
+        self._dense_insert(k, r)
 
     def delete(self, keys: npt.ArrayLike) -> I64:
         """Remove keys; returns the rows they had (absent keys are skipped)."""
@@ -70,6 +93,8 @@ class KeyMap:
         pos = pos[pos < len(self._keys)]
         pos = pos[np.isin(self._keys[pos], k)]
         rows = self._rows[pos].copy()
+        if self._dense_valid and self._dense is not None:
+            self._dense[self._keys[pos] - self._base] = -1
         self._keys = np.delete(self._keys, pos)
         self._rows = np.delete(self._rows, pos)
         return rows
@@ -80,6 +105,39 @@ class KeyMap:
         order = np.argsort(row_keys[live], kind="stable")
         self._keys = row_keys[live][order].astype(np.int64)
         self._rows = live[order].astype(np.int64)
+        self._dense_valid = False
+
+    def _direct(self) -> npt.NDArray[np.int32] | None:
+        """The direct array when the keys are dense enough, else None."""
+        if not self._dense_valid:
+            self._dense, self._dense_valid = None, True
+            n = len(self._keys)
+            if n and int(self._rows.max()) <= _I32_MAX:
+                lo, hi = int(self._keys[0]), int(self._keys[-1])
+                if hi - lo + 1 <= DENSE_MAX_SPREAD * n:
+                    self._base = lo
+                    self._dense = np.full(hi - lo + 1, -1, dtype=np.int32)
+                    self._dense[self._keys - lo] = self._rows
+        return self._dense
+
+    def _dense_insert(self, keys: I64, rows: I64) -> None:
+        """Follow an insert of sorted ``keys`` in the direct array, growing it by half when
+        they run past its end; anything else (a key below the base, a sparse range, a huge
+        row) is decided again on the next lookup."""
+        dense = self._dense
+        if not self._dense_valid or dense is None:
+            self._dense_valid = False
+            return
+        idx = keys - self._base
+        need = int(idx[-1]) + 1
+        if idx[0] < 0 or need > DENSE_MAX_SPREAD * len(self._keys) or rows.max() > _I32_MAX:
+            self._dense_valid = False
+            return
+        if need > len(dense):
+            grown = np.full(max(need, len(dense) * 3 // 2), -1, dtype=np.int32)
+            grown[: len(dense)] = dense
+            self._dense = dense = grown
+        dense[idx] = rows
 
 
 def sorted_unique_keys(keys: npt.ArrayLike) -> Keys:

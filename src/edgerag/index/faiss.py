@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgerag._optional import require
-from edgerag.index._util import KeyMap, as_queries, empty_result
+from edgerag.index._util import KeyMap, as_queries, empty_result, sorted_unique_keys
 from edgerag.index.base import AnnEngine, IndexConfig
 from edgerag.index.quantize import hamming_to_score
 from edgerag.types import Keys, SearchResult, Vectors
@@ -286,7 +286,7 @@ class FaissEngine(AnnEngine):
         f = self.faiss
         q = as_queries(queries, self.dim)
         labels = self._map.lookup(allowed)
-        labels = np.sort(labels[labels >= 0])
+        labels = sorted_unique_keys(labels[labels >= 0])  # O(n) when already sorted
         if len(labels) == 0 or k <= 0:
             return empty_result(len(q), k)
         storage = f.downcast_index(self._index.storage)

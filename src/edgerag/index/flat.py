@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edgerag.index._util import KeyMap, as_queries, empty_result, merge_topk, topk
+from edgerag.index._util import (
+    KeyMap,
+    as_queries,
+    empty_result,
+    merge_topk,
+    sorted_unique_keys,
+    topk,
+)
 from edgerag.index.base import AnnEngine, IndexConfig
 from edgerag.index.quantize import get_codec
 from edgerag.types import Keys, SearchResult, Vectors
@@ -92,7 +99,7 @@ class FlatEngine(AnnEngine):
         assert self._codes is not None
         if allowed is not None:
             rows = self._map.lookup(allowed)
-            rows = np.sort(rows[rows >= 0])
+            rows = sorted_unique_keys(rows[rows >= 0])  # O(n) when already sorted
             for start in range(0, len(rows), _BLOCK):
                 block = rows[start : start + _BLOCK]
                 scores = self.codec.scores(q, self._codes[block], self.metric)

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgerag.errors import NotFoundError
-from edgerag.index._util import KeyMap, empty_result, merge_topk, topk
+from edgerag.index._util import KeyMap, empty_result, merge_topk, sorted_unique_keys, topk
 from edgerag.index.base import RESCORE_SOURCES
 from edgerag.index.quantize import rowwise_similarity, similarity
 from edgerag.types import Keys, SearchResult, Vectors
@@ -291,7 +291,7 @@ class Originals:
             return result
         if allowed is not None:
             rows = self._map.lookup(allowed)
-            rows = np.sort(rows[rows >= 0])
+            rows = sorted_unique_keys(rows[rows >= 0])  # O(n) when already sorted
             for start in range(0, len(rows), _SCAN_BLOCK):
                 block = rows[start : start + _SCAN_BLOCK]
                 scores = similarity(queries, self._arr[block], metric)

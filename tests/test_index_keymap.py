@@ -1,0 +1,63 @@
+"""KeyMap (key → row) against a dict, through dense and sparse key ranges and every mutation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgerag.index._util import DENSE_MAX_SPREAD, KeyMap
+
+
+def _check(keymap: KeyMap, oracle: dict[int, int], rng: np.random.Generator) -> None:
+    known = np.array(sorted(oracle), dtype=np.int64)
+    probe = np.concatenate(
+        [known, rng.integers(-5, (known.max() if len(known) else 10) + 50, 200), [-1]]
+    ).astype(np.int64)
+    rng.shuffle(probe)
+    expected = np.array([oracle.get(int(k), -1) for k in probe], dtype=np.int64)
+    got = keymap.lookup(probe)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(keymap.keys(), known)
+
+
+@pytest.mark.parametrize("spread", [1, 3, 50], ids=["dense", "holes", "sparse"])
+def test_keymap_matches_a_dict_through_inserts_deletes_and_rebuilds(spread: int) -> None:
+    rng = np.random.default_rng(spread)
+    keymap, oracle = KeyMap(), {}
+    next_key, next_row = 1, 0
+    for step in range(60):
+        action = rng.choice(["insert", "insert", "delete", "rebuild"]) if step else "insert"
+        if action == "insert":  # new keys above the others, as SQLite row ids arrive
+            count = int(rng.integers(1, 40))
+            keys = next_key + np.cumsum(rng.integers(1, spread + 1, count))
+            next_key = int(keys[-1])
+            rows = np.arange(next_row, next_row + count)
+            next_row += count
+            order = rng.permutation(count)  # callers may pass them unsorted
+            keymap.insert(keys[order], rows[order])
+            oracle.update(zip(keys.tolist(), rows.tolist(), strict=True))
+        elif action == "delete" and oracle:
+            gone = rng.choice(sorted(oracle), size=min(len(oracle), 7), replace=False)
+            absent = [next_key + 1000]  # deleting an absent key is a no-op
+            rows = keymap.delete(np.concatenate([gone, absent]))
+            assert sorted(rows.tolist()) == sorted(oracle.pop(int(k)) for k in gone)
+        else:  # row → key array, as a checkpoint load rebuilds it
+            row_keys = np.full(next_row, -1, dtype=np.int64)
+            for key, row in oracle.items():
+                row_keys[row] = key
+            keymap.rebuild(row_keys)
+        _check(keymap, oracle, rng)
+    dense = keymap._direct()
+    assert (dense is not None) == (spread < DENSE_MAX_SPREAD)
+
+
+def test_keymap_key_below_the_base_and_empty() -> None:
+    keymap = KeyMap()
+    assert keymap.lookup([1, 2]).tolist() == [-1, -1]
+    keymap.insert([100, 101, 102], [0, 1, 2])
+    assert keymap.lookup([101]).tolist() == [1]  # the direct array is built here
+    keymap.insert([5], [3])  # below its base: decided again on the next lookup
+    assert keymap.lookup([5, 100, 102, 6, 103]).tolist() == [3, 0, 2, -1, -1]
+    keymap.delete([5, 100, 101, 102])
+    assert keymap.lookup([5, 100]).tolist() == [-1, -1]
