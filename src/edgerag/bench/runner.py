@@ -140,7 +140,7 @@ class _TimedEngine:
 
 
 @contextmanager
-def _instrumented(space: SpaceIndex) -> Iterator[_TimedEngine]:
+def instrumented(space: SpaceIndex) -> Iterator[_TimedEngine]:
     # The benchmark reaches into SpaceIndex on purpose: swapping the engine for a timing proxy
     # measures the unmodified search path stage by stage.
     inner = space._engine  # noqa: SLF001
@@ -244,7 +244,9 @@ def measure_recall(
     }
 
 
-def index_pass(target: Target, timed: _TimedEngine, queries: Vectors, k: int) -> dict[str, float]:
+def index_pass(
+    space: SpaceIndex, timed: _TimedEngine, queries: Vectors, k: int
+) -> dict[str, float]:
     """Mean index stages on this thread, back to back, no hydration in between (the way
     ``benchmarks/index_bench.py`` times ``SpaceIndex.search``), and the graph's descent alone.
 
@@ -259,7 +261,7 @@ def index_pass(target: Target, timed: _TimedEngine, queries: Vectors, k: int) ->
         q = queries[i : i + 1]
         timed.take_ms()
         t0 = time.perf_counter()
-        target.space.search(q, k)
+        space.search(q, k)
         whole[i] = (time.perf_counter() - t0) * 1e3
         ann[i] = timed.take_ms()
     for i in range(len(queries)):
@@ -295,11 +297,11 @@ def bench_target(target: Target, queries: Vectors, options: BenchOptions) -> dic
         "build_s": None if target.build_s is None else round(target.build_s, 2),
         "exact_batch_ms_per_query": round(exact_s * 1e3 / len(queries), 3),
     }
-    with _instrumented(space) as timed:
+    with instrumented(space) as timed:
         base = measure_recall(target, timed, queries, truth, rk, None)
         row[f"recall@{options.recall_k}"] = base[f"recall@{rk}"]
         row["plan"] = base["plan"]
-        row["single_thread"] = index_pass(target, timed, queries, rk)
+        row["single_thread"] = index_pass(space, timed, queries, rk)
         sweep = [base]
         for ef in options.ef_sweep:
             if ef != space.config.ef_search:
