@@ -258,10 +258,19 @@ def test_a_wordless_photo_question_cites_what_the_photo_shows(tmp_path: Path) ->
     demo = ROOT / "demo"
     docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
     photo = demo / "queries" / "battery-photo.png"
-    question = Query(text="what should I do about this?", image=photo)
+    question = Query(text="what should I do about this?", image=photo.read_bytes())
     with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
         engine.ingest(docs)
+        visual = engine.media.visual
+        passes: list[int] = []
+        encode = visual.encode
+        visual.encode = lambda images: passes.append(len(images)) or encode(images)
         answer = engine.ask(question)
+        # two searches (the fused one, then the photo with the typed words), one forward pass
+        assert passes == [1], passes
+        engine.cache.enabled = False  # (the result cache would answer it without a search)
+        engine.ask(Query(text=question.text, image=bytearray(question.image)))
+        assert passes == [1, 1, 1], passes  # mutable bytes are never taken as seen
         typed = engine.ask("what should I do about a low controller battery?")
         # photos the manuals do not cover (their best units measured 0.05-0.06, the threshold
         # is 0.13): no answer rather than a confident wrong one
