@@ -123,3 +123,38 @@ def test_a_photo_or_clip_question_ranks_its_words_after_encoding(engine: Engine)
     started = retriever._lexical_ahead(Query(text="pump"), "hybrid", "early", 10, None, None)
     assert started is not None and started[0] == "pump"
     assert started[1].result() == {"bm25": []}  # nothing ingested
+
+
+def test_a_failed_search_waits_for_its_lexical_worker(
+    engine: Engine, docs: Path, monkeypatch
+) -> None:
+    """The lists started ahead are settled before a search returns or raises: a worker still
+    reading the store when its engine closes crashed the process (SQLite connection closed
+    under it)."""
+    import time
+
+    import pytest
+
+    from edgerag.errors import ConfigError
+    from edgerag.types import Query
+
+    _ingested(engine, docs)
+    engine.cache.enabled = False
+    started: list[bool] = []
+    finished: list[bool] = []
+    lexical_search = engine.lexical.search
+
+    def slow(*args, **kwargs):
+        started.append(True)
+        time.sleep(0.3)
+        result = lexical_search(*args, **kwargs)
+        finished.append(True)
+        return result
+
+    monkeypatch.setattr(engine.lexical, "search", slow)
+    for _ in range(5):  # the worker may or may not have picked the lists up before the error
+        with pytest.raises(ConfigError, match="unknown query weights"):
+            engine.search(Query(text="pump seal", weights={"smell": 1.0}))
+        assert started == finished  # cancelled before it began, or waited for: never running
+    time.sleep(0.4)
+    assert started == finished  # and nothing started afterwards

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +32,15 @@ RankedLists = dict[str, list[tuple[int, float]]]
 _AHEAD_WORKERS = 2
 _ahead_pool = ThreadPoolExecutor(_AHEAD_WORKERS, thread_name_prefix="edgerag-lexical")
 _ahead_free = threading.BoundedSemaphore(_AHEAD_WORKERS)
+
+
+def _settle(future: Future[Any]) -> None:
+    """Cancel ``future`` if it has not started, else wait for it; its outcome is not raised
+    (a search that failed before using the lists reports its own error). A caller that
+    returns or raises while a worker still reads the store could otherwise have the store
+    closed under it."""
+    if not future.cancel():
+        wait([future])
 
 
 class _Timer:
@@ -102,11 +111,15 @@ class Retriever:
                 return SearchResponse([], timer.total(), mode, "filter allows nothing")
         n_candidates = max(k, engine.config.candidates) if mode == "hybrid" or boosts else k
         ahead = self._lexical_ahead(query, mode, fusion, n_candidates, filters, allowed)
-        encoded = encode_query(engine, query, ocr=ocr)
-        timer.add(encoded.timings_ms)
-        rankings, plan = self._rank(
-            encoded, mode, fusion, n_candidates, filters, allowed, timer, ahead
-        )
+        try:
+            encoded = encode_query(engine, query, ocr=ocr)
+            timer.add(encoded.timings_ms)
+            rankings, plan = self._rank(
+                encoded, mode, fusion, n_candidates, filters, allowed, timer, ahead
+            )
+        finally:
+            if ahead is not None:  # never leave a worker reading the store after we return
+                _settle(ahead[1])
         fused, method = self._fuse(rankings, n_candidates)
         if method:
             timer.lap("fuse")
@@ -164,14 +177,15 @@ class Retriever:
             return None
         if mode == "hybrid" and not has_content_words(text):
             return None
-        if not _ahead_free.acquire(blocking=False):
+        free = _ahead_free
+        if not free.acquire(blocking=False):
             return None
         try:
             future = _ahead_pool.submit(self._lexical_lists, text, mode, n, filters, allowed)
         except RuntimeError:  # the interpreter is shutting down
-            _ahead_free.release()
+            free.release()
             return None
-        future.add_done_callback(lambda _: _ahead_free.release())
+        future.add_done_callback(lambda _: free.release())
         return text, future
 
     def _lexical_lists(
