@@ -70,10 +70,10 @@ bench-check: setup ## Regression gate: same-run ratios (index vs faiss/exact, te
 
 # The peers pin dependencies that conflict with ours: they get their own venv.
 PEERS_VENV ?= .venv-peers
-$(PEERS_VENV)/.installed: pyproject.toml
+$(PEERS_VENV)/.installed: pyproject.toml Makefile
 	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/pip install -q --upgrade pip
-	$(PEERS_VENV)/bin/pip install -q -e '.[faiss,usearch,bench]' qdrant-client qdrant-edge-py \
+	$(PEERS_VENV)/bin/pip install -q -e '.[faiss,usearch,bench,tantivy]' qdrant-client qdrant-edge-py \
 		pymilvus milvus-lite lancedb chromadb sqlite-vec pysqlite3-binary
 	touch $@
 

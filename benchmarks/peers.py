@@ -3,7 +3,7 @@
 The peers pin dependencies that conflict with ours, so they live in a separate venv::
 
     python3 -m venv .venv-peers
-    .venv-peers/bin/pip install -e '.[faiss,usearch,bench]' qdrant-client qdrant-edge-py \\
+    .venv-peers/bin/pip install -e '.[faiss,usearch,bench,tantivy]' qdrant-client qdrant-edge-py \\
         pymilvus milvus-lite lancedb chromadb sqlite-vec pysqlite3-binary
     .venv-peers/bin/python benchmarks/peers.py --n 100000 --dim 512 --queries 500
 

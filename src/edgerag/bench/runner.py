@@ -254,7 +254,7 @@ def index_pass(
     layers, whose length grows with ln N, while the beam search of the bottom layer at a fixed
     ``ef_search`` does not (measured: ANN + rescoring 0.46 ms at 20k, 0.44 at 100k, 0.49 at 1M
     × 512). ``edgerag plan`` scales only the descent with N. Each thread of a pool read ~1.3×
-    slower here, hydration between searches ~1.3× slower again: neither is the index's cost.
+    slower here, hydration between searches ~1.1× slower again: neither is the index's cost.
     """
     ann, whole, descent = (np.empty(len(queries)) for _ in range(3))
     for i in range(len(queries)):

@@ -39,8 +39,9 @@ class KeyMap:
     def __init__(self) -> None:
         self._keys: I64 = np.empty(0, dtype=np.int64)
         self._rows: I64 = np.empty(0, dtype=np.int64)
-        self._dense: npt.NDArray[np.int32] | None = None  # rows by key - _base
-        self._base = 0
+        # (base, rows by key - base) published as one tuple: lookups run under a shared read
+        # lock and may build it concurrently, so a reader never sees half of it
+        self._dense: tuple[int, npt.NDArray[np.int32]] | None = None
         self._dense_valid = False  # False: (re)decide on the next lookup
 
     def __len__(self) -> int:
@@ -59,9 +60,10 @@ class KeyMap:
         k = np.asarray(keys, dtype=np.int64)
         if len(self._keys) == 0 or k.size == 0:
             return np.full(k.shape, -1, dtype=np.int64)
-        dense = self._direct()
-        if dense is not None:
-            idx = k - self._base
+        direct = self._direct()
+        if direct is not None:
+            base, dense = direct
+            idx = k - base
             inside = (idx >= 0) & (idx < len(dense))
             if inside.all():
                 return dense[idx].astype(np.int64)
@@ -94,7 +96,8 @@ class KeyMap:
         pos = pos[np.isin(self._keys[pos], k)]
         rows = self._rows[pos].copy()
         if self._dense_valid and self._dense is not None:
-            self._dense[self._keys[pos] - self._base] = -1
+            base, dense = self._dense
+            dense[self._keys[pos] - base] = -1
         self._keys = np.delete(self._keys, pos)
         self._rows = np.delete(self._rows, pos)
         return rows
@@ -107,28 +110,30 @@ class KeyMap:
         self._rows = live[order].astype(np.int64)
         self._dense_valid = False
 
-    def _direct(self) -> npt.NDArray[np.int32] | None:
-        """The direct array when the keys are dense enough, else None."""
-        if not self._dense_valid:
-            self._dense, self._dense_valid = None, True
-            n = len(self._keys)
-            if n and int(self._rows.max()) <= _I32_MAX:
-                lo, hi = int(self._keys[0]), int(self._keys[-1])
-                if hi - lo + 1 <= DENSE_MAX_SPREAD * n:
-                    self._base = lo
-                    self._dense = np.full(hi - lo + 1, -1, dtype=np.int32)
-                    self._dense[self._keys - lo] = self._rows
-        return self._dense
+    def _direct(self) -> tuple[int, npt.NDArray[np.int32]] | None:
+        """(base, direct array) when the keys are dense enough, else None."""
+        if self._dense_valid:
+            return self._dense
+        direct = None
+        n = len(self._keys)
+        if n and int(self._rows.max()) <= _I32_MAX:
+            lo, hi = int(self._keys[0]), int(self._keys[-1])
+            if hi - lo + 1 <= DENSE_MAX_SPREAD * n:
+                dense = np.full(hi - lo + 1, -1, dtype=np.int32)
+                dense[self._keys - lo] = self._rows
+                direct = (lo, dense)
+        self._dense, self._dense_valid = direct, True
+        return direct
 
     def _dense_insert(self, keys: I64, rows: I64) -> None:
         """Follow an insert of sorted ``keys`` in the direct array, growing it by half when
         they run past its end; anything else (a key below the base, a sparse range, a huge
         row) is decided again on the next lookup."""
-        dense = self._dense
-        if not self._dense_valid or dense is None:
+        if not self._dense_valid or self._dense is None:
             self._dense_valid = False
             return
-        idx = keys - self._base
+        base, dense = self._dense
+        idx = keys - base
         need = int(idx[-1]) + 1
         if idx[0] < 0 or need > DENSE_MAX_SPREAD * len(self._keys) or rows.max() > _I32_MAX:
             self._dense_valid = False
@@ -136,8 +141,9 @@ class KeyMap:
         if need > len(dense):
             grown = np.full(max(need, len(dense) * 3 // 2), -1, dtype=np.int32)
             grown[: len(dense)] = dense
-            self._dense = dense = grown
+            dense = grown
         dense[idx] = rows
+        self._dense = (base, dense)
 
 
 def sorted_unique_keys(keys: npt.ArrayLike) -> Keys:
