@@ -455,8 +455,8 @@ class Responder:
             wanted = sorted({int(s) for s in req["shards"]})
             errors = {s: f"unavailable: {why}" for s in wanted if (why := self.refuse(s))}
             for s in wanted:
-                if req.get("min_seq") and s not in errors and not await self._wait_seq(s, req):
-                    errors[s] = f"behind: op {req['min_seq']} not applied before the deadline"
+                if s not in errors and (behind := await self._behind(s, req)):
+                    errors[s] = behind
             serving = [s for s in wanted if s not in errors]
             if not serving:
                 return {"error": "; ".join(dict.fromkeys(errors.values())) or "no shard asked"}
@@ -477,14 +477,21 @@ class Responder:
             return {"error": f"unavailable: {reason}"}
         try:
             req = json.loads(data)
-            if req.get("min_seq") and not await self._wait_seq(shard, req):
-                return {"error": f"behind: op {req['min_seq']} not applied before the deadline"}
+            behind = await self._behind(shard, req)
+            if behind:
+                return {"error": behind}
             answer = await self._shared_search(shard, data, req)
         except Exception as exc:  # a bad request must not kill the subscription
             logger.warning("search on shard %d failed: %s", shard, exc)
             return {"error": f"{type(exc).__name__}: {exc}"}
         self.served[shard] = self.served.get(shard, 0) + 1
         return answer
+
+    async def _behind(self, shard: int, req: dict[str, Any]) -> str | None:
+        """Why ``shard`` cannot answer a read-your-writes request yet (None: it can)."""
+        if req.get("min_seq") and not await self._wait_seq(shard, req):
+            return f"behind: op {req['min_seq']} not applied before the deadline"
+        return None
 
     async def _shared_search(self, shard: int, data: bytes, req: dict[str, Any]) -> dict[str, Any]:
         """``shard``'s answer. The router sends the same bytes to every shard, so on a node
