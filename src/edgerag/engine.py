@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,15 @@ class Engine:
             return self.path / "index" / space
         # In-memory and encrypted collections keep their index files in a private temp dir,
         # removed on close; an encrypted one's in RAM (tmpfs), never on the disk in plain.
-        if self._scratch is None and self.store.encrypted:
-            self._scratch = crypto.ram_scratch_dir("edgerag-index-")
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
+            self._scratch = (
+                crypto.ram_scratch_dir("edgerag-index-")
+                if self.store.encrypted
+                else Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
+            )
+            # removed by close(), or when an engine never closed is collected (else every
+            # such engine left its directory behind in /tmp)
+            weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
         return self._scratch / space
 
     def _open_space(self, spec: SpaceSpec) -> None:

