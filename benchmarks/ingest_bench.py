@@ -148,7 +148,11 @@ def text_rows(
     if encoder is not reference:
         rows.append((f"plain loop, {compute} compute", plain_loop(encoder, texts)))
     batched = rate(len(texts), lambda: encoder.encode(texts))
-    rows.append((f"MiniLMEncoder.encode, {compute}, batches of {encoder.batch_size}", batched))
+    shape = (
+        f"runs of ≤ {encoder.batch_size} texts / {encoder.batch_tokens} tokens, "
+        f"{encoder.workers} at once"
+    )
+    rows.append((f"MiniLMEncoder.encode, {compute}, {shape}", batched))
     serial, n = engine_ingest(docs, encoder, lookahead=0)
     rows.append((f"Engine.ingest serial (lookahead 0), {compute}, {n} chunks", serial))
     piped, _ = engine_ingest(docs, encoder)

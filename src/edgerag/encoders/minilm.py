@@ -154,9 +154,11 @@ class MiniLMEncoder(TextEncoder):
     Batches are bucketed by length so short texts don't pay for the longest one's padding,
     and a many-text encode runs its batches on ``workers`` threads at once: onnxruntime
     splits each operator over its own threads too, but on small matrices it waits at every
-    operator's barrier, so one-thread runs side by side use the cores better (measured in
-    docs/notes/ingest.md: int8 compute 1.4–1.8× its two-thread chunk throughput; f32 in
-    batches of 8 gained nothing, so it keeps one two-thread run at a time).
+    operator's barrier, so runs side by side use the cores better (measured in
+    docs/notes/ingest.md: int8 compute on one thread per run 1.4–1.8× its two-thread chunk
+    throughput; f32 ~1.2× with two-chunk runs — not with runs of eight, which stay on the
+    barriers longest). A single text (a query) runs on the caller's thread with the session's
+    own threads, as before.
     """
 
     id = "minilm-l6-int8"
@@ -169,6 +171,7 @@ class MiniLMEncoder(TextEncoder):
         tokenizer_path: Path | None = None,
         threads: int | None = None,
         batch_size: int = 8,
+        batch_tokens: int = 512,
         compute: str = "f32",
         spinning: bool = False,
         optimization: str = "all",
@@ -177,8 +180,8 @@ class MiniLMEncoder(TextEncoder):
         """``compute``: "f32" (the shipped model as it is) or "int8" (integer matmuls, see
         :func:`quantized_minilm_path`; other vectors, so another ``version``).
         ``threads``/``spinning``/``optimization``: see :func:`session_options`.
-        ``workers``: batches run at once by a many-text encode (default: as many as fill the
-        cores, ≤ 4, with ``threads`` each: one for f32, whose runs already use every core)."""
+        ``batch_size`` / ``batch_tokens``: texts and padded tokens per run at most.
+        ``workers``: runs at once in a many-text encode (default: the cores, ≤ 4)."""
         if compute not in COMPUTES:
             raise ConfigError(f"unknown MiniLM compute {compute!r}; choose one of {COMPUTES}")
         ort = require("onnxruntime")
@@ -202,7 +205,8 @@ class MiniLMEncoder(TextEncoder):
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = load_tokenizer(tokenizer_path)
         self.batch_size = batch_size
-        self.workers = max(1, workers or cores // threads)
+        self.batch_tokens = batch_tokens
+        self.workers = max(1, workers or cores)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -221,9 +225,21 @@ class MiniLMEncoder(TextEncoder):
         return normalize(out)
 
     def _batches(self, encodings: list[Any]) -> list[np.ndarray]:
-        """Row indices of each batch: texts sorted by length, ``batch_size`` at a time."""
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        """Row indices of each batch: texts sorted by length, at most ``batch_size`` at a
+        time and at most ``batch_tokens`` padded tokens, so short texts share a run and long
+        ones (chunks of ~200 tokens go two by two) leave runs for the other workers."""
+        lengths = [len(e.ids) for e in encodings]
+        batches: list[np.ndarray] = []
+        current: list[int] = []
+        for i in np.argsort(lengths, kind="stable"):
+            full = len(current) == self.batch_size
+            if current and (full or (len(current) + 1) * lengths[i] > self.batch_tokens):
+                batches.append(np.array(current))
+                current = []
+            current.append(int(i))
+        if current:
+            batches.append(np.array(current))
+        return batches
 
     def _map(self, run: Callable[[np.ndarray], R], batches: list[np.ndarray]) -> Iterable[R]:
         """``run`` over the batches, results in order; on the worker threads when there are
