@@ -169,3 +169,16 @@ def test_the_int8_build_drops_the_softmax_nan_guards_and_stays_finite(
     _, q8 = encoders
     edge = ["a", "", "word " * 400, "é 漢字 🙂"]  # one token, empty, past the window, odd text
     assert np.isfinite(q8.encode(edge)).all()
+
+
+def test_the_cli_creates_a_collection_with_the_int8_encoder(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edgerag.cli import main
+
+    db = tmp_path / "kb"
+    result = CliRunner().invoke(main, ["init", "--db", str(db), "--encoder", "minilm-q8"])
+    assert result.exit_code == 0, result.output
+    assert EngineConfig.load(db / "config.json").encoder == "minilm-q8"
+    with Engine.open(db) as engine:
+        assert engine.stats()["encoder"]["version"] == "q8-2"

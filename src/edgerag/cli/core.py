@@ -121,7 +121,8 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--encoder",
     type=click.Choice(list(ENCODERS)),
     default=None,
-    help="Text encoder for a new collection (default minilm).",
+    help="Text encoder for a new collection (default minilm; minilm-q8 ingests ~2.5x faster "
+    "at a small recall cost, see the README).",
 )
 @click.option(
     "--backend",

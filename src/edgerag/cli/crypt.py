@@ -10,6 +10,7 @@ import click
 from edgerag import crypto
 from edgerag.cli import main
 from edgerag.cli.core import DB, _merge_config
+from edgerag.config import ENCODERS
 from edgerag.engine import Engine
 from edgerag.errors import ConfigError
 
@@ -28,7 +29,12 @@ from edgerag.errors import ConfigError
     help="Comma-separated countries whose national phone formats are recognised "
     "(default US,GB,DE,NL,FR,ES,IT).",
 )
-@click.option("--encoder", type=click.Choice(["minilm", "hash"]), default=None)
+@click.option(
+    "--encoder",
+    type=click.Choice(list(ENCODERS)),
+    default=None,
+    help="Text encoder (default minilm; minilm-q8 ingests ~2.5x faster, see the README).",
+)
 @click.option("--backend", type=click.Choice(["flat", "faiss", "usearch"]), default=None)
 @click.option("--quantization", type=click.Choice(["f32", "f16", "int8", "binary"]), default=None)
 def init(
