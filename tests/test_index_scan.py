@@ -1,6 +1,6 @@
 """The faiss engine's exact scan over its own codes (filtered searches): the gather split over
-two threads and the scratch index kept per thread give the same answers as a fresh, serial
-scan, and the kept scratch follows the quantizer's ranges when they are retrained."""
+two threads and the scratch indexes kept between scans give the same answers as a fresh,
+serial scan, and a kept scratch follows the quantizer's ranges when they are retrained."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_split_gather_and_kept_scratch_equal_a_serial_fresh_scan(monkeypatch) ->
         split = eng.scan_codes(QUERIES, 3 * K, ALLOWED)
         np.testing.assert_array_equal(split.keys, serial.keys)
         np.testing.assert_array_equal(split.scores, serial.scores)
-    assert eng._scratch.index is not None
+    assert len(eng._scratches) == 1
     # a smaller set after a larger one: the kept buffer shrinks, nothing of the old set leaks
     few = ALLOWED[:700]
     res = eng.scan_codes(QUERIES, K, few)
@@ -62,15 +62,15 @@ def test_a_large_scan_does_not_keep_its_scratch(monkeypatch) -> None:
     eng = engine()
     monkeypatch.setattr(faiss_engine, "SCRATCH_KEEP_BYTES", 100 * DIM)
     eng.scan_codes(QUERIES[:1], K, ALLOWED[:50])
-    assert eng._scratch.index is not None
+    assert len(eng._scratches) == 1
     eng.scan_codes(QUERIES[:1], K, ALLOWED)
-    assert eng._scratch.index is None
+    assert eng._scratches == []
 
 
 def test_the_kept_scratch_scores_with_the_ranges_as_retrained() -> None:
     eng = engine(n=100)  # trained on 100 vectors
     allowed = KEYS[:100]
-    eng.scan_codes(QUERIES[:1], K, allowed)  # this thread now keeps a scratch
+    eng.scan_codes(QUERIES[:1], K, allowed)  # the engine now keeps a scratch
     for start in range(100, N, 100):  # small batches: retrained at 400, 1,600 and 6,400
         eng.add(KEYS[start : start + 100], DATA[start : start + 100])
     assert eng._trained_on > 100
@@ -95,5 +95,6 @@ def test_threads_scan_side_by_side_with_their_own_scratch() -> None:
     for t in threads:
         t.join()
     assert len(results) == 15
+    assert 1 <= len(eng._scratches) <= faiss_engine._cores()  # kept: one per core at most
     for res in results:
         np.testing.assert_array_equal(res.keys, expected.keys)  # type: ignore[attr-defined]

@@ -42,9 +42,9 @@ SQ_RANGE_MARGIN = 0.05
 # re-encodes the storage only (O(n)); the graph stays.
 RETRAIN_GROWTH = 4
 RETRAIN_MAX_TRAINED = 10_000
-# A filtered exact scan copies the allowed rows' codes into a scratch index. A scratch up to
-# this size is kept per thread for the next scan: a fresh 5 MB buffer (10,000 rows at 512-d)
-# page-faulted on every scan, ~1.2 ms of a 3.4 ms scan at 1M.
+# A filtered exact scan copies the allowed rows' codes into a scratch index. Scratches up to
+# this size are kept (one per core) for the next scans: a fresh 5 MB buffer (10,000 rows at
+# 512-d) page-faulted on every scan, ~1.2 ms of a 3.4 ms scan at 1M.
 SCRATCH_KEEP_BYTES = 8 << 20
 # From this many allowed rows the gather runs in two halves on two threads: it is bound by
 # cache and TLB misses on random rows, which two threads overlap (10,000 rows at 1M: 1.46 →
@@ -90,7 +90,9 @@ class FaissEngine(AnnEngine):
         self.binary = config.quantization == "binary"
         self.vector_source: Callable[[Keys], Vectors] | None = None
         self._params_cache: dict[int, Any] = {}
-        self._scratch = threading.local()  # per-thread scratch index of filtered scans
+        # scratch indexes of filtered scans, kept for the next ones (see SCRATCH_KEEP_BYTES)
+        self._scratches: list[tuple[tuple[Any, ...], Any]] = []
+        self._scratch_lock = threading.Lock()
         self._reset_state()
 
     # ---------------------------------------------------------------- construction
@@ -323,18 +325,17 @@ class FaissEngine(AnnEngine):
         storage = f.downcast_index(self._index.storage)
         size = storage.code_size
         codes = f.rev_swig_ptr(storage.codes.data(), storage.ntotal * size)
-        scratch = self._scan_scratch(storage)
-        # gather the allowed rows' codes straight into the scratch index's buffer (one copy)
-        scratch.codes.resize(len(labels) * size)
-        buf = f.rev_swig_ptr(scratch.codes.data(), len(labels) * size).reshape(-1, size)
-        _gather(codes.reshape(storage.ntotal, size), labels, buf)
-        scratch.ntotal = len(labels)
-        self._set_threads(1 if len(q) < PARALLEL_MIN_QUERIES else _cores())
+        kind, scratch = self._take_scratch(storage)
         try:
+            # gather the allowed rows' codes straight into the scratch index's buffer
+            scratch.codes.resize(len(labels) * size)
+            buf = f.rev_swig_ptr(scratch.codes.data(), len(labels) * size).reshape(-1, size)
+            _gather(codes.reshape(storage.ntotal, size), labels, buf)
+            scratch.ntotal = len(labels)
+            self._set_threads(1 if len(q) < PARALLEL_MIN_QUERIES else _cores())
             dist, idx = scratch.search(q, min(k, len(labels)))
         finally:
-            if len(labels) * size > SCRATCH_KEEP_BYTES:
-                self._scratch.index = None  # a rare large scan does not pin its buffer
+            self._give_back(kind, scratch, len(labels) * size)
         missing = idx < 0
         keys = self._label_keys[labels[np.where(missing, 0, idx)]]
         scores = -dist if self.metric == "l2" else dist
@@ -344,22 +345,30 @@ class FaissEngine(AnnEngine):
         out.scores[:, : keys.shape[1]] = scores
         return out
 
-    def _scan_scratch(self, storage: Any) -> Any:
-        """This thread's scratch flat index with ``storage``'s codec (kept between scans)."""
+    def _take_scratch(self, storage: Any) -> tuple[tuple[Any, ...], Any]:
+        """A scratch flat index with ``storage``'s codec: a kept one when free, else new."""
         f = self.faiss
         mt = self._index.metric_type
         sq = isinstance(storage, f.IndexScalarQuantizer)
         kind = (sq, storage.sq.qtype if sq else None, mt)
-        scratch = getattr(self._scratch, "index", None)
-        if scratch is None or self._scratch.kind != kind:
+        with self._scratch_lock:
+            kept = next((i for i, (k, _) in enumerate(self._scratches) if k == kind), None)
+            scratch = self._scratches.pop(kept)[1] if kept is not None else None
+        if scratch is None:
             scratch = (
                 f.IndexScalarQuantizer(self.dim, kind[1], mt) if sq else f.IndexFlat(self.dim, mt)
             )
-            self._scratch.index, self._scratch.kind = scratch, kind
         if sq:  # the ranges as trained now (a retrain changes them): the graph's own scores
             scratch.sq = storage.sq
             scratch.is_trained = True
-        return scratch
+        return kind, scratch
+
+    def _give_back(self, kind: tuple[Any, ...], scratch: Any, used_bytes: int) -> None:
+        """Keep the scratch for the next scan: at most one per core (scans running at once),
+        and not one whose buffer grew past ``SCRATCH_KEEP_BYTES``."""
+        with self._scratch_lock:
+            if used_bytes <= SCRATCH_KEEP_BYTES and len(self._scratches) < _cores():
+                self._scratches.append((kind, scratch))
 
     # ---------------------------------------------------------------- persistence
 
