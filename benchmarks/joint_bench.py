@@ -391,6 +391,12 @@ def photo_weights(db: Path | None, weights: tuple[float, ...] = (0, 0.5, 1, 1.5,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--text-compute",
+        choices=("f32", "int8"),
+        default="f32",
+        help="MiniLM compute of the text side (int8: the minilm-q8 encoder's vectors)",
+    )
     ap.add_argument("--latency-queries", type=int, default=30)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--latency-only", action="store_true")
@@ -439,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgerag.encoders.minilm import MiniLMEncoder
     from edgerag.encoders.visual import EfficientNetLite0
 
-    visual, text, head = EfficientNetLite0(), MiniLMEncoder(), JointHead()
+    visual, head = EfficientNetLite0(), JointHead()
+    text = MiniLMEncoder(compute=args.text_compute)
     trained = {n for name, k in TRAIN_SETS.items() for n in load_set(name, visual, k).names}
     report: dict = {"head_version": head.version, "sets": {}}
     clipart_vecs, clipart_names = [], []

@@ -229,17 +229,19 @@ def test_engine_images_get_imagetext_vectors_and_a_new_head_reembeds_only_them(
         assert _nearest_image(engine, "rocket").endswith(dict(files)["rocket"].name)
 
 
-def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoder", ["minilm", "minilm-q8"])
+def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
     """The demo's battery drawing (no text, no caption, no ImageNet class for it) → the
     troubleshooting guide's "E-120 battery low" row, through the head's vector in the text
-    space. ``demo/make_joint_query.py`` draws the picture."""
+    space, with either MiniLM compute. ``demo/make_joint_query.py`` draws the picture."""
     from edgerag import Engine, Query
     from edgerag.config import EngineConfig
 
     demo = ROOT / "demo"
     docs = [p for p in sorted((demo / "corpus").iterdir()) if p.suffix in (".md", ".txt")]
     photo = demo / "queries" / "battery-photo.png"
-    with Engine.open(tmp_path / "c", EngineConfig(transcribe=False)) as engine:
+    with Engine.open(tmp_path / "c", EngineConfig(transcribe=False, encoder=encoder)) as engine:
+        assert engine.joint_head is not None
         engine.ingest(docs)
         hits = engine.search(Query(image=photo), k=3, ocr=False).hits
     assert "battery" in hits[0].text.lower(), [h.text[:60] for h in hits]

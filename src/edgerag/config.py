@@ -50,7 +50,8 @@ class EngineConfig:
             cheap and those codes stay until the engine's own compaction (the float32
             originals file is compacted at every delete either way).
         joint_head: project images and video frames into the text space with the trained head
-            shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set.
+            shipped in the package (the ``imagetext`` space); ignored when ``clip_model`` is set
+            or the text encoder is not MiniLM ("minilm" or "minilm-q8").
         caption_transfer: after each ingest, images and frames with no words of their own
             (no caption, nothing read) borrow the captions of their visually nearest captioned
             images in the collection (``edgerag.ingest.joint.transfer_captions``).

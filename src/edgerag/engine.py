@@ -78,6 +78,11 @@ def create_encoder(name: str) -> TextEncoder:
     raise ConfigError(f"unknown encoder {name!r}")
 
 
+def _minilm(encoder: str) -> bool:
+    """MiniLM-L6 vectors, whichever compute ("minilm", "minilm-q8")."""
+    return encoder in ("minilm", "minilm-q8")
+
+
 SCRUB_KEY = "_scrub_pii"  # an ingest call's metadata flag: redact PII before anything else
 
 
@@ -112,7 +117,7 @@ class Engine:
         # An encrypted collection writes no plain index files: its indexes live in RAM (a
         # private tmpfs directory) and are persisted as sealed checkpoints (index/sealed.py).
         self._persist_index = path is not None and not self.store.encrypted
-        minilm = config.encoder.startswith("minilm")
+        minilm = _minilm(config.encoder)
         self._spans: TokenSpans = WordpieceSpans() if minilm else RegexSpans()
         self._media: Any = None
         self._clip: Any = None
@@ -356,7 +361,9 @@ class Engine:
         """The trained image→text head (``imagetext`` space), unless CLIP weights are set."""
         cfg = self.config
         # The head maps into MiniLM's space: with another text encoder there is nothing to meet.
-        if not cfg.joint_head or cfg.clip_model is not None or cfg.encoder != "minilm":
+        # minilm-q8's vectors are MiniLM's within cosine 0.995; the held-out head evaluation
+        # (benchmarks/joint_bench.py --text-compute int8) measured the same recall with them.
+        if not cfg.joint_head or cfg.clip_model is not None or not _minilm(cfg.encoder):
             return None
         if self._head is None:
             from edgerag.encoders.joint import shared_head
