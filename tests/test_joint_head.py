@@ -230,7 +230,9 @@ def test_engine_images_get_imagetext_vectors_and_a_new_head_reembeds_only_them(
 
 
 @pytest.mark.parametrize("encoder", ["minilm", "minilm-q8"])
-def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
+def test_a_drawn_part_never_seen_with_text_finds_its_manual_row(
+    tmp_path: Path, encoder: str
+) -> None:
     """The demo's battery drawing (no text, no caption, no ImageNet class for it) → the
     troubleshooting guide's "E-120 battery low" row, through the head's vector in the text
     space, with either MiniLM compute. ``demo/make_joint_query.py`` draws the picture."""
