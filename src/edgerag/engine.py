@@ -66,21 +66,21 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (source, outcome: "added" | "unchanged" | "error")
 
 
+def _minilm(encoder: str) -> bool:
+    """MiniLM-L6 vectors, whichever compute ("minilm", "minilm-q8")."""
+    return encoder in ("minilm", "minilm-q8")
+
+
 def create_encoder(name: str) -> TextEncoder:
     if name == "hash":
         from edgerag.encoders.fake import HashEncoder
 
         return HashEncoder()
-    if name in ("minilm", "minilm-q8"):
+    if _minilm(name):
         from edgerag.encoders.minilm import MiniLMEncoder
 
         return MiniLMEncoder(compute="int8" if name == "minilm-q8" else "f32")
     raise ConfigError(f"unknown encoder {name!r}")
-
-
-def _minilm(encoder: str) -> bool:
-    """MiniLM-L6 vectors, whichever compute ("minilm", "minilm-q8")."""
-    return encoder in ("minilm", "minilm-q8")
 
 
 SCRUB_KEY = "_scrub_pii"  # an ingest call's metadata flag: redact PII before anything else
