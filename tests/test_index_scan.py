@@ -1,6 +1,7 @@
 """The faiss engine's exact scan over its own codes (filtered searches): the gather split over
-two threads and the scratch indexes kept between scans give the same answers as a fresh,
-serial scan, and a kept scratch follows the quantizer's ranges when they are retrained."""
+two threads, the scratch indexes kept between scans and the codes kept for a repeated set give
+the same answers as a fresh, serial scan; anything kept follows every write and the
+quantizer's ranges when they are retrained."""
 
 from __future__ import annotations
 
@@ -39,7 +40,13 @@ def code_scores(eng: faiss_engine.FaissEngine, query: np.ndarray, keys: np.ndarr
     return decoded @ query
 
 
-def test_split_gather_and_kept_scratch_equal_a_serial_fresh_scan(monkeypatch) -> None:
+@pytest.fixture
+def no_kept_sets(monkeypatch):
+    """Scans gather every time (the scratch free list on its own)."""
+    monkeypatch.setattr(faiss_engine, "GATHERED_KEEP_BYTES", 0)
+
+
+def test_split_gather_and_kept_scratch_equal_a_serial_fresh_scan(monkeypatch, no_kept_sets) -> None:
     eng = engine()
     monkeypatch.setattr(faiss_engine, "PARALLEL_GATHER_MIN", 1 << 30)  # serial
     serial = eng.scan_codes(QUERIES, 3 * K, ALLOWED)
@@ -58,7 +65,7 @@ def test_split_gather_and_kept_scratch_equal_a_serial_fresh_scan(monkeypatch) ->
     assert recall(res.keys, truth) >= 0.9  # int8 codes alone, before any rescoring
 
 
-def test_a_large_scan_does_not_keep_its_scratch(monkeypatch) -> None:
+def test_a_large_scan_does_not_keep_its_scratch(monkeypatch, no_kept_sets) -> None:
     eng = engine()
     monkeypatch.setattr(faiss_engine, "SCRATCH_KEEP_BYTES", 100 * DIM)
     eng.scan_codes(QUERIES[:1], K, ALLOWED[:50])
@@ -67,7 +74,7 @@ def test_a_large_scan_does_not_keep_its_scratch(monkeypatch) -> None:
     assert eng._scratches == []
 
 
-def test_the_kept_scratch_scores_with_the_ranges_as_retrained() -> None:
+def test_the_kept_scratch_scores_with_the_ranges_as_retrained(no_kept_sets) -> None:
     eng = engine(n=100)  # trained on 100 vectors
     allowed = KEYS[:100]
     eng.scan_codes(QUERIES[:1], K, allowed)  # the engine now keeps a scratch
@@ -80,7 +87,7 @@ def test_the_kept_scratch_scores_with_the_ranges_as_retrained() -> None:
     np.testing.assert_allclose(res.scores[0], top, rtol=1e-4, atol=1e-4)
 
 
-def test_threads_scan_side_by_side_with_their_own_scratch() -> None:
+def test_threads_scan_side_by_side_with_their_own_scratch(no_kept_sets) -> None:
     eng = engine()
     expected = eng.scan_codes(QUERIES, K, ALLOWED)
     results: list[object] = []
@@ -98,3 +105,143 @@ def test_threads_scan_side_by_side_with_their_own_scratch() -> None:
     assert 1 <= len(eng._scratches) <= faiss_engine._cores()  # kept: one per core at most
     for res in results:
         np.testing.assert_array_equal(res.keys, expected.keys)  # type: ignore[attr-defined]
+
+
+def count_gathers(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = faiss_engine._gather
+
+    def counting(codes, rows, out) -> None:
+        calls.append(len(rows))
+        real(codes, rows, out)
+
+    monkeypatch.setattr(faiss_engine, "_gather", counting)
+    return calls
+
+
+def test_a_set_scanned_once_reuses_the_free_scratch(monkeypatch) -> None:
+    eng = engine()
+    for start in range(0, 5000, 1000):  # five sets, each scanned once
+        eng.scan_codes(QUERIES[:1], K, ALLOWED[start : start + 1000])
+    assert eng._gathered == [] and len(eng._scratches) == 1  # one warm scratch, reused
+
+
+def test_a_repeated_set_scans_the_codes_it_gathered(monkeypatch) -> None:
+    eng = engine()
+    gathers = count_gathers(monkeypatch)
+    first = eng.scan_codes(QUERIES, 3 * K, ALLOWED)  # gathered, remembered
+    again = [eng.scan_codes(QUERIES, 3 * K, ALLOWED.copy()) for _ in range(4)]  # equal, not same
+    assert gathers == [len(ALLOWED)] * 2  # gathered again, kept, then scanned as kept
+    for res in again:
+        np.testing.assert_array_equal(res.keys, first.keys)
+        np.testing.assert_array_equal(res.scores, first.scores)
+    monkeypatch.setattr(faiss_engine, "GATHERED_KEEP_BYTES", 0)
+    fresh = faiss_engine.FaissEngine.scan_codes(eng, QUERIES, 3 * K, ALLOWED)
+    np.testing.assert_array_equal(fresh.keys, first.keys)
+    # one key more or less is another set: gathered anew
+    eng.scan_codes(QUERIES, K, ALLOWED[1:])
+    assert gathers[-1] == len(ALLOWED) - 1
+
+
+def test_every_write_drops_the_kept_sets(monkeypatch) -> None:
+    eng = engine(n=N - 1)  # the last key is not in the index yet
+    new_key, new_vec = KEYS[-1], DATA[-1]
+    allowed = np.append(ALLOWED[:100], new_key)
+    query = new_vec[None, :]
+    eng.scan_codes(query, K, allowed)
+    before = eng.scan_codes(query, K, allowed)  # kept from here on
+    assert eng._gathered
+    assert new_key not in before.keys
+    eng.add(np.array([new_key]), new_vec[None, :])  # added: found at once
+    added = eng.scan_codes(query, K, allowed)
+    assert added.keys[0, 0] == new_key
+    eng.remove(np.array([new_key]))  # removed: gone at once, the others all there
+    removed = eng.scan_codes(query, K, allowed)
+    assert new_key not in removed.keys and (removed.keys >= 0).all()
+    eng.add(np.array([new_key]), new_vec[None, :])
+    eng.scan_codes(query, K, allowed)
+    assert eng._gathered
+    eng.remove(KEYS[: N // 2])  # past AUTO_COMPACT_FRACTION: compacted, labels renumbered
+    assert eng.tombstones == 0
+    res = eng.scan_codes(query, K, allowed)
+    live = allowed[np.isin(allowed, KEYS[N // 2 :])]
+    found = res.keys[res.keys >= 0]
+    assert len(found) == min(K, len(live)) and np.isin(found, live).all()
+    assert res.keys[0, 0] == new_key
+
+
+def test_a_kept_set_follows_a_retrain() -> None:
+    eng = engine(n=100)  # trained on 100 vectors
+    allowed = KEYS[:100]
+    for _ in range(2):
+        eng.scan_codes(QUERIES[:1], K, allowed)  # kept with the first ranges
+    assert eng._gathered
+    for start in range(100, N, 100):  # retrained at 400, 1,600 and 6,400
+        eng.add(KEYS[start : start + 100], DATA[start : start + 100])
+    res = eng.scan_codes(QUERIES[:1], K, allowed)
+    top = np.sort(code_scores(eng, QUERIES[0], allowed))[::-1][:K]
+    np.testing.assert_allclose(res.scores[0], top, rtol=1e-4, atol=1e-4)
+
+
+def test_kept_sets_stay_within_their_budget(monkeypatch) -> None:
+    eng = engine()
+    sets = [ALLOWED[i * 1000 : (i + 1) * 1000] for i in range(4)]
+    monkeypatch.setattr(faiss_engine, "GATHERED_KEEP_BYTES", 2 * 1000 * DIM)  # two sets
+    gathers = count_gathers(monkeypatch)
+    for allowed in sets + sets:  # each scanned twice: kept
+        eng.scan_codes(QUERIES[:1], K, allowed)
+    assert [len(g.allowed) for g in eng._gathered] == [1000, 1000]
+    eng.scan_codes(QUERIES[:1], K, sets[3])  # kept: no gather
+    eng.scan_codes(QUERIES[:1], K, sets[0])  # dropped: gathered again
+    assert len(gathers) == 9
+    assert eng._gathered[-1].matches(np.sort(sets[0]))
+    assert sum(g.nbytes for g in eng._gathered) <= 2 * 1000 * DIM
+    assert eng._scratches  # the dropped sets' scratches went back to the free list
+
+
+def test_a_dropped_set_is_recycled_only_after_its_last_reader() -> None:
+    eng = engine()
+    for _ in range(2):
+        eng.scan_codes(QUERIES[:1], K, ALLOWED)
+    reading = eng._gathered_for(np.sort(ALLOWED))  # a scan searching it right now
+    assert reading is not None and not eng._scratches
+    eng.add(KEYS[:1], DATA[:1])  # a write drops every kept set
+    assert eng._gathered == [] and not eng._scratches  # still being read: not recycled
+    eng._release(reading)
+    assert [s for _, s in eng._scratches] == [reading.scratch]
+
+
+def test_threads_share_a_kept_set() -> None:
+    eng = engine()
+    expected = eng.scan_codes(QUERIES, K, ALLOWED)
+    others = [ALLOWED[:2000], ALLOWED[2000:4000]]
+    results: list[tuple[np.ndarray, object]] = []
+
+    def scan(allowed: np.ndarray) -> None:
+        for _ in range(5):
+            results.append((allowed, eng.scan_codes(QUERIES, K, allowed)))
+
+    # the same kept set side by side, and other sets pushing it in and out meanwhile
+    threads = [threading.Thread(target=scan, args=(a,)) for a in (ALLOWED, ALLOWED, *others)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    for allowed, res in results:
+        if allowed is ALLOWED:
+            np.testing.assert_array_equal(res.keys, expected.keys)  # type: ignore[attr-defined]
+        else:
+            assert np.isin(res.keys, allowed).all()  # type: ignore[attr-defined]
+
+
+def test_loading_another_index_drops_the_kept_sets(tmp_path) -> None:
+    eng = engine()
+    for _ in range(2):
+        eng.scan_codes(QUERIES[:1], K, ALLOWED)
+    assert eng._gathered
+    other = engine(n=N // 2)
+    other.save(tmp_path)
+    eng.load(tmp_path)
+    res = eng.scan_codes(QUERIES[:1], K, ALLOWED)
+    assert np.isin(res.keys[res.keys >= 0], KEYS[: N // 2]).all()
