@@ -245,3 +245,34 @@ def test_loading_another_index_drops_the_kept_sets(tmp_path) -> None:
     eng.load(tmp_path)
     res = eng.scan_codes(QUERIES[:1], K, ALLOWED)
     assert np.isin(res.keys[res.keys >= 0], KEYS[: N // 2]).all()
+
+
+def test_a_repeated_engine_filter_reuses_its_codes_until_a_write(tmp_path, monkeypatch) -> None:
+    """End to end: the retriever's filter cache hands the index the same allowed keys, so a
+    filtered search asked again scans the kept codes; a write (here a delete) drops them."""
+    from edgerag.bench.synthetic import build_synthetic
+    from edgerag.types import Query, item_key
+
+    per_doc = 1000  # a doc filter allows 1,000 keys: the exact scan over codes (> 4 × 100)
+    engine = build_synthetic(tmp_path / "c", DATA[:3000], IndexConfig(quantization="int8"), per_doc)
+    doc = {"doc_id": "synthetic-000001"}
+    gathers = count_gathers(monkeypatch)
+    inside = DATA[per_doc : 2 * per_doc]
+
+    def top(i: int) -> list[int]:  # a different question each time: no result-cache hit
+        hits = engine.search(
+            Query(text=f"q{i}", text_vector=QUERIES[i]), k=K, filters=doc, mode="dense"
+        ).hits
+        assert {h.doc_id for h in hits} == {"synthetic-000001"}
+        return [h.key for h in hits]
+
+    first = [top(i) for i in range(4)]
+    assert len(gathers) == 2  # gathered on the first two searches, kept from the second
+    for i, keys in enumerate(first):  # exact within the document, kept codes or not
+        best = np.argsort(-(inside @ QUERIES[i]))[:K]
+        assert keys == [item_key("synthetic-000001", int(p)) for p in best]
+    engine.delete("synthetic-000002")
+    assert engine.indexes["text"]._engine._gathered == []
+    assert [top(i) for i in range(4)] == first  # the same answers, gathered anew
+    assert len(gathers) == 3  # once: a set seen before the write is kept at once
+    engine.close()
