@@ -9,7 +9,10 @@ Data are clustered, seeded, L2-normalised vectors; queries are fresh points from
 clusters. For each row: build time (upserts + first checkpoint), bytes per vector on disk and in
 RSS, recall@10 against an exact numpy scan, single-query p50/p99, the *raw* library call on the
 very same graph (faiss ``index.search`` / usearch ``Index.search``, no rescoring, no key mapping)
-so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selectivity. Each
+so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selectivity. Items
+are keyed as an engine keys them (``types.item_key``: 63-bit hashes of document and position,
+500 items per document); ``--keys dense`` keys them 0..n-1 instead, which maps keys through a
+direct array no engine collection gets. Each
 filtered row asks every query with the same filter (the engine keeps the codes of a repeated
 1% set); "1% new" asks each query with a filter of its own, so nothing gathered is reused.
 """
@@ -36,7 +39,7 @@ from edgerag.bench.synthetic import clustered
 from edgerag.index import space as space_module
 from edgerag.index.base import IndexConfig
 from edgerag.index.space import SpaceIndex
-from edgerag.types import SpaceSpec
+from edgerag.types import SpaceSpec, item_key
 
 logger = logging.getLogger(__name__)
 
@@ -232,8 +235,24 @@ def raw_search_fn(space: SpaceIndex, k: int):
     return None
 
 
+def item_keys(n: int, dense: bool) -> np.ndarray:
+    """Row i's key: ``item_key`` of item i % 500 of document i // 500, as an engine makes it
+    (or i itself with ``dense``)."""
+    if dense:
+        return np.arange(n, dtype=np.int64)
+    keys = np.fromiter((item_key(f"doc-{i // 500}", i % 500) for i in range(n)), np.int64, n)
+    if len(np.unique(keys)) != n:
+        raise SystemExit("item key collision")  # 63-bit hashes of 1M items: not expected
+    return keys
+
+
 def build_or_open(
-    directory: Path, spec: SpaceSpec, cfg: IndexConfig, data: np.ndarray, batch: int
+    directory: Path,
+    spec: SpaceSpec,
+    cfg: IndexConfig,
+    data: np.ndarray,
+    keys: np.ndarray,
+    batch: int,
 ) -> tuple[SpaceIndex, dict[str, Any]]:
     """Build the index into ``directory`` (upserts + checkpoint), or open the one kept there."""
     n = len(data)
@@ -246,7 +265,6 @@ def build_or_open(
             return space, info
         space.close()
         shutil.rmtree(directory)
-    keys = np.arange(n, dtype=np.int64)
     t0 = time.perf_counter()
     space = SpaceIndex.open(directory, spec, cfg)
     for start in range(0, n, batch):
@@ -287,10 +305,11 @@ def bench_one(
     with tempfile.TemporaryDirectory(dir=args.tmp) as td:
         if args.keep:
             name = f"{engine}-{quant}-n{n}-d{dim}-M{args.m}-efc{args.ef_construction}"
+            name += "" if args.keys == "dense" else "-itemkeys"
             directory = Path(args.keep) / name
         else:
             directory = Path(td) / "index"
-        space, info = build_or_open(directory, spec, cfg, data, args.batch)
+        space, info = build_or_open(directory, spec, cfg, data, truth["keys"], args.batch)
         row.update(info)
         row["disk_B_per_vec"] = round(dir_bytes(directory) / n)
         engine_files = [p for p in directory.glob("ckpt-*/*") if not p.name.startswith("originals")]
@@ -364,7 +383,8 @@ def bench_one(
             res, _ = space.search(q[None, :], k, allowed)
             new_lat.append((time.perf_counter_ns() - t) / 1e6)
             new_found.append(res.keys[0])
-        row["f1%new_recall@10"] = round(recall(np.stack(new_found), truth["truth_1%_each"]), 4)
+        new_truth = truth["truth_1%_each"][: len(new_found)]
+        row["f1%new_recall@10"] = round(recall(np.stack(new_found), new_truth), 4)
         row["f1%new_p50_ms"] = round(float(np.percentile(new_lat, 50)), 3)
         space.close()
     return row
@@ -435,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rescore", default=IndexConfig.rescore, help="originals | f16 (IndexConfig.rescore)"
     )
     p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument(
+        "--keys",
+        choices=("item", "dense"),
+        default="item",
+        help="item: keys as an engine makes them (hashes); dense: 0..n-1",
+    )
     p.add_argument("--flat-queries", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tmp", default=None, help="directory for index files (default: system tmp)")
@@ -469,16 +495,20 @@ def main(argv: list[str] | None = None) -> int:
     ) / np.sqrt(args.dim)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     queries = queries.astype(np.float32)
-    truth: dict[str, Any] = {"all": exact_topk(data, queries, 10)}
+    keys = item_keys(args.n, args.keys == "dense")
+    # ground truth as keys; a filter's allowed keys come sorted, as the store's SQL gives them
+    truth: dict[str, Any] = {"keys": keys, "all": keys[exact_topk(data, queries, 10)]}
     for label, frac in (("10%", 0.10), ("1%", 0.01)):
         rows = np.sort(rng.choice(args.n, int(args.n * frac), replace=False))
-        truth[f"allowed_{label}"] = rows.astype(np.int64)  # keys == row numbers here
-        truth[f"truth_{label}"] = exact_topk(data, queries, 10, rows)
+        truth[f"allowed_{label}"] = np.sort(keys[rows])
+        truth[f"truth_{label}"] = keys[exact_topk(data, queries, 10, rows)]
     each = [np.sort(rng.choice(args.n, args.n // 100, replace=False)) for _ in queries]
-    truth["allowed_1%_each"] = each
-    truth["truth_1%_each"] = np.concatenate(
-        [exact_topk(data, q[None, :], 10, rows) for q, rows in zip(queries, each, strict=True)]
-    )
+    truth["allowed_1%_each"] = [np.sort(keys[rows]) for rows in each]
+    truth["truth_1%_each"] = keys[
+        np.concatenate(
+            [exact_topk(data, q[None, :], 10, rows) for q, rows in zip(queries, each, strict=True)]
+        )
+    ]
     print(
         f"data {args.n}x{args.dim} + ground truth in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,

@@ -1,10 +1,11 @@
-"""KeyMap (key → row) against a dict, through dense and sparse key ranges and every mutation."""
+"""KeyMap (key → row) against a dict, through dense, sparse and hashed keys and every mutation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from edgerag.index import _util
 from edgerag.index._util import DENSE_MAX_SPREAD, KeyMap
 
 
@@ -61,3 +62,58 @@ def test_keymap_key_below_the_base_and_empty() -> None:
     assert keymap.lookup([5, 100, 102, 6, 103]).tolist() == [3, 0, 2, -1, -1]
     keymap.delete([5, 100, 101, 102])
     assert keymap.lookup([5, 100]).tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize("min_lookup", [1, 10**9], ids=["radix", "binary-search"])
+def test_hashed_keys_match_a_dict_through_every_mutation(monkeypatch, min_lookup: int) -> None:
+    """Item keys as engines make them (63-bit hashes, arriving in any order), looked up through
+    the radix table and through binary search alike."""
+    monkeypatch.setattr(_util, "RADIX_MIN_LOOKUP", min_lookup)
+    rng = np.random.default_rng(7)
+    keymap, oracle = KeyMap(), {}
+    next_row = 0
+    for step in range(60):
+        action = rng.choice(["insert", "insert", "delete", "rebuild"]) if step else "insert"
+        if action == "insert":
+            count = int(rng.integers(1, 400))
+            keys = np.unique(rng.integers(0, 2**63 - 1, count, dtype=np.int64))
+            keys = keys[~np.isin(keys, list(oracle))]
+            rows = np.arange(next_row, next_row + len(keys))
+            next_row += len(keys)
+            keymap.insert(keys, rows)
+            oracle.update(zip(keys.tolist(), rows.tolist(), strict=True))
+        elif action == "delete" and oracle:
+            gone = rng.choice(sorted(oracle), size=min(len(oracle), 50), replace=False)
+            keymap.delete(gone)
+            for k in gone:
+                del oracle[int(k)]
+        else:  # compacted: fewer keys, renumbered rows
+            for k in rng.choice(sorted(oracle), size=min(len(oracle), 10), replace=False):
+                del oracle[int(k)]
+            oracle = {k: row for row, k in enumerate(rng.permutation(sorted(oracle)).tolist())}
+            next_row = len(oracle)
+            row_keys = np.full(next_row, -1, dtype=np.int64)
+            for key, row in oracle.items():
+                row_keys[row] = key
+            keymap.rebuild(row_keys)
+        known = np.array(sorted(oracle), dtype=np.int64)
+        absent = rng.integers(-(2**62), 2**63 - 1, 300, dtype=np.int64)
+        probe = np.concatenate([known, absent, known[:5] + 1, known[:5] - 1, [0, 2**63 - 1]])
+        rng.shuffle(probe)
+        expected = [oracle.get(int(k), -1) for k in probe]
+        assert keymap.lookup(probe).tolist() == expected
+        assert keymap.lookup(probe.reshape(-1, 1))[:, 0].tolist() == expected  # any shape
+    assert (keymap._radix_table is not None) == (min_lookup == 1)
+
+
+def test_bunched_or_negative_keys_skip_the_radix_table(monkeypatch) -> None:
+    monkeypatch.setattr(_util, "RADIX_MIN_LOOKUP", 1)
+    keymap = KeyMap()
+    bunched = np.concatenate([np.arange(1000), [2**62]])  # 1,000 keys in one bucket
+    keymap.insert(bunched, np.arange(len(bunched)))
+    assert keymap.lookup(bunched).tolist() == list(range(len(bunched)))
+    assert keymap._radix_table is None and keymap._dense is None
+    negative = KeyMap()
+    negative.insert([-(2**40), 5, 2**50], [0, 1, 2])
+    assert negative.lookup([5, -(2**40), 7]).tolist() == [1, 0, -1]
+    assert negative._radix_table is None
