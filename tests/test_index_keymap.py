@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgerag.index import _util
 from edgerag.index._util import DENSE_MAX_SPREAD, KeyMap
 
 
@@ -64,11 +63,8 @@ def test_keymap_key_below_the_base_and_empty() -> None:
     assert keymap.lookup([5, 100]).tolist() == [-1, -1]
 
 
-@pytest.mark.parametrize("min_lookup", [1, 10**9], ids=["radix", "binary-search"])
-def test_hashed_keys_match_a_dict_through_every_mutation(monkeypatch, min_lookup: int) -> None:
-    """Item keys as engines make them (63-bit hashes, arriving in any order), looked up through
-    the radix table and through binary search alike."""
-    monkeypatch.setattr(_util, "RADIX_MIN_LOOKUP", min_lookup)
+def test_hashed_keys_match_a_dict_through_every_mutation() -> None:
+    """Item keys as engines make them (63-bit hashes, arriving in any order)."""
     rng = np.random.default_rng(7)
     keymap, oracle = KeyMap(), {}
     next_row = 0
@@ -103,17 +99,10 @@ def test_hashed_keys_match_a_dict_through_every_mutation(monkeypatch, min_lookup
         expected = [oracle.get(int(k), -1) for k in probe]
         assert keymap.lookup(probe).tolist() == expected
         assert keymap.lookup(probe.reshape(-1, 1))[:, 0].tolist() == expected  # any shape
-    assert (keymap._radix_table is not None) == (min_lookup == 1)
+    assert keymap._direct() is None  # sparse: binary search
 
 
-def test_bunched_or_negative_keys_skip_the_radix_table(monkeypatch) -> None:
-    monkeypatch.setattr(_util, "RADIX_MIN_LOOKUP", 1)
+def test_negative_keys() -> None:
     keymap = KeyMap()
-    bunched = np.concatenate([np.arange(1000), [2**62]])  # 1,000 keys in one bucket
-    keymap.insert(bunched, np.arange(len(bunched)))
-    assert keymap.lookup(bunched).tolist() == list(range(len(bunched)))
-    assert keymap._radix_table is None and keymap._dense is None
-    negative = KeyMap()
-    negative.insert([-(2**40), 5, 2**50], [0, 1, 2])
-    assert negative.lookup([5, -(2**40), 7]).tolist() == [1, 0, -1]
-    assert negative._radix_table is None
+    keymap.insert([-(2**40), 5, 2**50], [0, 1, 2])
+    assert keymap.lookup([5, -(2**40), 7]).tolist() == [1, 0, -1]

@@ -276,3 +276,34 @@ def test_a_repeated_engine_filter_reuses_its_codes_until_a_write(tmp_path, monke
     assert [top(i) for i in range(4)] == first  # the same answers, gathered anew
     assert len(gathers) == 3  # once: a set seen before the write is kept at once
     engine.close()
+
+
+def test_a_repeated_graph_filter_reuses_its_bitmap_until_a_write(monkeypatch) -> None:
+    """The filtered graph search (a wide filter) keeps the label bitmap of recent allowed
+    sets: the same answers without mapping the keys again; a write drops them."""
+    eng = engine(n=N - 1)  # the last key is not in the index yet
+    new_key, new_vec = KEYS[-1], DATA[-1]
+    allowed = np.sort(np.append(ALLOWED, new_key))
+    lookups: list[int] = []
+    real = eng._map.lookup
+
+    def counting(keys):
+        lookups.append(len(keys))
+        return real(keys)
+
+    monkeypatch.setattr(eng._map, "lookup", counting)
+    first = eng.search(QUERIES, K, allowed)
+    again = eng.search(QUERIES, K, allowed.copy())
+    assert lookups == [len(allowed)]
+    np.testing.assert_array_equal(again.keys, first.keys)
+    assert np.isin(first.keys[first.keys >= 0], ALLOWED).all()
+    for start in range(0, 8 * 50, 50):  # eight other sets push it out
+        eng.search(QUERIES[:1], K, np.sort(ALLOWED[start : start + 50]))
+    eng.search(QUERIES, K, allowed)
+    assert len(lookups) == 10
+    eng.add(np.array([new_key]), new_vec[None, :])  # a write: mapped again, the new key in
+    res = eng.search(new_vec[None, :], K, allowed)
+    assert len(lookups) == 11 and res.keys[0, 0] == new_key
+    eng.remove(np.array([new_key]))
+    assert new_key not in eng.search(new_vec[None, :], K, allowed).keys
+    assert len(lookups) == 12

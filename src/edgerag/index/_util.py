@@ -18,12 +18,6 @@ I64 = npt.NDArray[np.int64]
 
 # A key range at most this many times the key count is also mapped through one direct array.
 DENSE_MAX_SPREAD = 4
-# Sparse keys: lookups of at least this many keys go through the radix table (KeyMap._radix);
-# a few keys (rescoring's 30 candidates) are cheaper by binary search than by building it.
-RADIX_MIN_LOOKUP = 256
-# A radix table whose fullest bucket holds more keys than this is not used (keys bunched in
-# a few spots of a wide range): the bucket scan would take that many passes.
-RADIX_MAX_BUCKET = 32
 _I32_MAX = np.iinfo(np.int32).max
 
 
@@ -34,16 +28,14 @@ class KeyMap:
     to rows in a few milliseconds, so lookups are ``np.searchsorted`` (fast for sorted needles)
     and inserts are merges (O(n) memmove per batch, not per key).
 
-    An engine's item keys are 63-bit hashes of (document id, position) (``types.item_key``),
-    spread evenly over their range. A lookup of many of them goes through a radix table: where
-    each bucket of the keys' top bits starts in the sorted array (about one key per bucket), so
-    a key costs one gather and a compare or two instead of a binary search — 10,000 sorted keys
-    in a 1M map: 0.78 ms by ``searchsorted``, 0.30 ms by the table (4–8 bytes per key, built on
-    the first large lookup after a change).
-
-    Dense ranges (sequential keys, as benchmarks and tests use: a range at most
+    An engine's item keys are 63-bit hashes of (document id, position) (``types.item_key``), so
+    in a collection they are sparse and every lookup is a binary search: 10,000 sorted keys in a
+    1M map take ~2 ms on a 2-core VM. A bucket table over the keys' top bits (they are spread
+    evenly) measured faster only for 5k–25k keys in a 1M map and slower elsewhere, so it is not
+    kept. Dense ranges (sequential keys, as benchmarks and tests use: a range at most
     ``DENSE_MAX_SPREAD`` × the count) are mapped by a direct array of rows by ``key - base``
-    (int32, -1 = absent, grown geometrically as keys are added) instead: one gather.
+    (int32, -1 = absent, grown geometrically as keys are added) instead: one gather. Built on
+    the first lookup after a change it cannot follow.
     """
 
     def __init__(self) -> None:
@@ -53,9 +45,6 @@ class KeyMap:
         # lock and may build it concurrently, so a reader never sees half of it
         self._dense: tuple[int, npt.NDArray[np.int32]] | None = None
         self._dense_valid = False  # False: (re)decide on the next lookup
-        # (low key, shift, bucket starts): like _dense, published as one tuple; None = unbuilt
-        self._radix_table: tuple[int, int, npt.NDArray[np.int32]] | None = None
-        self._radix_valid = False
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -81,9 +70,6 @@ class KeyMap:
             if inside.all():
                 return dense[idx].astype(np.int64)
             return np.where(inside, dense[np.where(inside, idx, 0)], -1).astype(np.int64)
-        radix = self._radix() if k.size >= RADIX_MIN_LOOKUP else None
-        if radix is not None:
-            return self._radix_lookup(k, radix)
         pos = np.searchsorted(self._keys, k)
         np.minimum(pos, len(self._keys) - 1, out=pos)
         found = self._keys[pos] == k
@@ -100,7 +86,6 @@ class KeyMap:
         pos = np.searchsorted(self._keys, k)
         self._keys = np.insert(self._keys, pos, k)
         self._rows = np.insert(self._rows, pos, r)
-        self._radix_valid = False
         self._dense_insert(k, r)
 
     def delete(self, keys: npt.ArrayLike) -> I64:
@@ -117,7 +102,6 @@ class KeyMap:
             dense[self._keys[pos] - base] = -1
         self._keys = np.delete(self._keys, pos)
         self._rows = np.delete(self._rows, pos)
-        self._radix_valid = False
         return rows
 
     def rebuild(self, row_keys: I64) -> None:
@@ -127,7 +111,6 @@ class KeyMap:
         self._keys = row_keys[live][order].astype(np.int64)
         self._rows = live[order].astype(np.int64)
         self._dense_valid = False
-        self._radix_valid = False
 
     def _direct(self) -> tuple[int, npt.NDArray[np.int32]] | None:
         """(base, direct array) when the keys are dense enough, else None."""
@@ -143,44 +126,6 @@ class KeyMap:
                 direct = (lo, dense)
         self._dense, self._dense_valid = direct, True
         return direct
-
-    def _radix(self) -> tuple[int, int, npt.NDArray[np.int32]] | None:
-        """(low key, shift, bucket starts) for the current keys, or None when the keys are
-        negative or bunched (a bucket over ``RADIX_MAX_BUCKET``)."""
-        if self._radix_valid:
-            return self._radix_table
-        table = None
-        keys = self._keys
-        if len(keys) and keys[0] >= 0 and len(keys) <= _I32_MAX:
-            lo = int(keys[0])
-            bits = max(1, (len(keys) - 1).bit_length())  # n ≤ 2^bits < 2n buckets
-            shift = max(0, (int(keys[-1]) - lo).bit_length() - bits)
-            counts = np.bincount((keys - lo) >> shift, minlength=1 << bits)
-            if int(counts.max()) <= RADIX_MAX_BUCKET:
-                starts = np.zeros(len(counts) + 1, dtype=np.int32)
-                np.cumsum(counts, out=starts[1:])
-                table = (lo, shift, starts)
-        self._radix_table, self._radix_valid = table, True
-        return table
-
-    def _radix_lookup(self, k: I64, table: tuple[int, int, npt.NDArray[np.int32]]) -> I64:
-        """Rows of ``k`` through the radix table: each key's bucket, scanned in key order."""
-        lo, shift, starts = table
-        keys, out = self._keys, np.full(k.shape, -1, dtype=np.int64)
-        flat = k.ravel()
-        at = np.flatnonzero((flat >= lo) & (flat <= keys[-1]))
-        bucket = (flat[at] - lo) >> shift
-        pos, end = starts[bucket].astype(np.int64), starts[bucket + 1]
-        while at.size:  # one pass per key of the fullest bucket asked (≤ RADIX_MAX_BUCKET)
-            inside = pos < end
-            at, pos, end = at[inside], pos[inside], end[inside]
-            seen = keys[pos]
-            want = flat[at]
-            hit = seen == want
-            out.flat[at[hit]] = self._rows[pos[hit]]
-            more = seen < want  # buckets are sorted: past the key means absent
-            at, pos, end = at[more], pos[more] + 1, end[more]
-        return out
 
     def _dense_insert(self, keys: I64, rows: I64) -> None:
         """Follow an insert of sorted ``keys`` in the direct array, growing it by half when
