@@ -9,12 +9,14 @@ Data are clustered, seeded, L2-normalised vectors; queries are fresh points from
 clusters. For each row: build time (upserts + first checkpoint), bytes per vector on disk and in
 RSS, recall@10 against an exact numpy scan, single-query p50/p99, the *raw* library call on the
 very same graph (faiss ``index.search`` / usearch ``Index.search``, no rescoring, no key mapping)
-so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selectivity. Items
-are keyed as an engine keys them (``types.item_key``: 63-bit hashes of document and position,
-500 items per document); ``--keys dense`` keys them 0..n-1 instead, which maps keys through a
-direct array no engine collection gets. Each
-filtered row asks every query with the same filter (the engine keeps the codes of a repeated
-1% set); "1% new" asks each query with a filter of its own, so nothing gathered is reused.
+so the SpaceIndex overhead is a ratio, and filtered search at 10% and 1% selectivity.
+
+Items are keyed as an engine keys them (``types.item_key``: 63-bit hashes of document and
+position, 500 items per document); ``--keys dense`` keys them 0..n-1 instead, which maps keys
+through a direct array no engine collection gets. Each filtered row asks every query with the
+same filter, as a tenant or site filter repeats (the engine keeps a repeated set's bitmap or
+gathered codes until its next write); "1% new" asks each query with a filter of its own, so
+nothing kept is reused.
 """
 
 from __future__ import annotations
