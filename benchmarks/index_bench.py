@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from edgerag.bench.synthetic import clustered
+from edgerag.bench.synthetic import clustered, item_keys
 from edgerag.index import space as space_module
 from edgerag.index.base import IndexConfig
 from edgerag.index.space import SpaceIndex
-from edgerag.types import SpaceSpec, item_key
+from edgerag.types import SpaceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -237,12 +237,12 @@ def raw_search_fn(space: SpaceIndex, k: int):
     return None
 
 
-def item_keys(n: int, dense: bool) -> np.ndarray:
-    """Row i's key: ``item_key`` of item i % 500 of document i // 500, as an engine makes it
-    (or i itself with ``dense``)."""
+def row_keys(n: int, dense: bool) -> np.ndarray:
+    """Row i's key: as an engine makes it (``synthetic.item_keys``), or i itself with
+    ``dense``."""
     if dense:
         return np.arange(n, dtype=np.int64)
-    keys = np.fromiter((item_key(f"doc-{i // 500}", i % 500) for i in range(n)), np.int64, n)
+    keys = item_keys(0, n)
     if len(np.unique(keys)) != n:
         raise SystemExit("item key collision")  # 63-bit hashes of 1M items: not expected
     return keys
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     ) / np.sqrt(args.dim)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     queries = queries.astype(np.float32)
-    keys = item_keys(args.n, args.keys == "dense")
+    keys = row_keys(args.n, args.keys == "dense")
     # ground truth as keys; a filter's allowed keys come sorted, as the store's SQL gives them
     truth: dict[str, Any] = {"keys": keys, "all": keys[exact_topk(data, queries, 10)]}
     for label, frac in (("10%", 0.10), ("1%", 0.01)):

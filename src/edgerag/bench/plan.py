@@ -284,7 +284,7 @@ def _direct_index(n: int, dim: int, precision: str, seed: int) -> Iterator[tuple
     mean in ``index_bench.py``, raw faiss alike)."""
     import tempfile
 
-    from edgerag.bench.synthetic import clustered
+    from edgerag.bench.synthetic import clustered, item_keys
     from edgerag.index.base import IndexConfig
     from edgerag.index.space import SpaceIndex
     from edgerag.types import SpaceSpec
@@ -296,7 +296,7 @@ def _direct_index(n: int, dim: int, precision: str, seed: int) -> Iterator[tuple
         try:
             for start in range(0, n, BUILD_BATCH):
                 stop = min(n, start + BUILD_BATCH)
-                index.upsert(np.arange(start, stop, dtype=np.int64), data[start:stop])
+                index.upsert(item_keys(start, stop), data[start:stop])
             index.checkpoint(1)
         finally:
             index.close()

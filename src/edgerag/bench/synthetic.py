@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from edgerag.config import EngineConfig
 from edgerag.encoders.base import TextEncoder
@@ -88,6 +89,16 @@ def perturb(base: np.ndarray, count: int, seed: int, scale: float = 0.3) -> Vect
     norms = np.linalg.norm(q, axis=1, keepdims=True)
     out: Vectors = (q / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     return out
+
+
+def item_keys(start: int, stop: int, items_per_doc: int = 500) -> npt.NDArray[np.int64]:
+    """The keys an engine gives rows ``start..stop-1`` written as :func:`build_synthetic`
+    writes them (``items_per_doc`` per document): 63-bit hashes, not row numbers, so a bare
+    index keyed with them maps keys as a collection's index does."""
+    rows = range(start, stop)
+    docs = (f"synthetic-{i // items_per_doc:06d}" for i in rows)
+    keys = (item_key(doc, i % items_per_doc) for doc, i in zip(docs, rows, strict=True))
+    return np.fromiter(keys, dtype=np.int64, count=stop - start)
 
 
 def _payload(rng: np.random.Generator, chars: int) -> str:
