@@ -96,9 +96,12 @@ def item_keys(start: int, stop: int, items_per_doc: int = 500) -> npt.NDArray[np
     writes them (``items_per_doc`` per document): 63-bit hashes, not row numbers, so a bare
     index keyed with them maps keys as a collection's index does."""
     rows = range(start, stop)
-    docs = (f"synthetic-{i // items_per_doc:06d}" for i in rows)
-    keys = (item_key(doc, i % items_per_doc) for doc, i in zip(docs, rows, strict=True))
+    keys = (item_key(_doc_id(i // items_per_doc), i % items_per_doc) for i in rows)
     return np.fromiter(keys, dtype=np.int64, count=stop - start)
+
+
+def _doc_id(doc: int) -> str:
+    return f"synthetic-{doc:06d}"
 
 
 def _payload(rng: np.random.Generator, chars: int) -> str:
@@ -114,7 +117,7 @@ def _op(
     rng: np.random.Generator,
     texts: Sequence[str] | None,
 ) -> Op:
-    doc_id = f"synthetic-{doc:06d}"
+    doc_id = _doc_id(doc)
     items = [
         ItemRecord(
             key=item_key(doc_id, pos),

@@ -143,6 +143,7 @@ class FaissEngine(AnnEngine):
         self._gathered: list[_Gathered] = []  # codes kept for repeated sets, most recent last
         self._seen: deque[tuple[int, ...]] = deque(maxlen=GATHERED_SEEN)  # sets scanned lately
         self._bitmaps: list[tuple[Keys, npt.NDArray[np.uint8]]] = []  # see KEPT_BITMAPS
+        self._live_bitmap: npt.NDArray[np.uint8] | None = None  # labels not tombstoned
         self._reset_state()
 
     # ---------------------------------------------------------------- construction
@@ -172,12 +173,13 @@ class FaissEngine(AnnEngine):
         self._map = KeyMap()
         self._tombstones = 0
         self._trained_on = 0
-        self._live_bitmap: npt.NDArray[np.uint8] | None = None
-        self._drop_gathered()
+        self._forget_derived()
 
-    def _drop_gathered(self) -> None:
-        """Forget the codes and bitmaps kept for repeated sets (see GATHERED_KEEP_BYTES and
-        KEPT_BITMAPS): labels, keys or codes changed."""
+    def _forget_derived(self) -> None:
+        """Forget what is derived from the labels, keys and codes, as they changed: the live
+        bitmap, and the codes and bitmaps kept for repeated sets (see GATHERED_KEEP_BYTES and
+        KEPT_BITMAPS)."""
+        self._live_bitmap = None
         with self._scratch_lock:
             for gathered in self._gathered:
                 self._drop_locked(gathered)
@@ -223,10 +225,9 @@ class FaissEngine(AnnEngine):
         self._label_keys[labels] = keys
         self._n_labels += len(keys)
         self._map.insert(keys, labels)
-        self._live_bitmap = None
         if self._should_retrain():
             self._retrain()
-        self._drop_gathered()
+        self._forget_derived()
 
     def _should_retrain(self) -> bool:
         return (
@@ -266,8 +267,7 @@ class FaissEngine(AnnEngine):
             return
         self._label_keys[labels] = -1
         self._tombstones += len(labels)
-        self._live_bitmap = None
-        self._drop_gathered()
+        self._forget_derived()
         if self._tombstones > AUTO_COMPACT_FRACTION * max(self._n_labels, 1):
             self.compact()
 
@@ -309,6 +309,12 @@ class FaissEngine(AnnEngine):
         # IDSelectorBitmap tests bit (i & 7) of byte i >> 3: little bit order
         return np.packbits(mask, bitorder="little")
 
+    def _live_labels(self, keys: Keys) -> npt.NDArray[np.int64]:
+        """The labels of those ``keys`` that are here, in the keys' order (unique when the
+        keys are)."""
+        labels = self._map.lookup(keys)
+        return labels[labels >= 0]
+
     def _allowed_bitmap(self, allowed: Keys) -> npt.NDArray[np.uint8] | None:
         """The label bitmap of ``allowed`` (None when none of its keys is here), kept for the
         next search with the same keys until a write."""
@@ -317,8 +323,7 @@ class FaissEngine(AnnEngine):
                 if _same_keys(keys, allowed):
                     self._bitmaps.append(self._bitmaps.pop(i))
                     return bitmap
-        labels = self._map.lookup(allowed)
-        labels = labels[labels >= 0]
+        labels = self._live_labels(allowed)
         if len(labels) == 0:
             return None
         bitmap = self._bitmap(labels)
@@ -429,10 +434,9 @@ class FaissEngine(AnnEngine):
         """The live rows of ``allowed``: their labels and their codes copied into a scratch
         index of the storage's codec (None when no allowed key is here)."""
         f = self.faiss
-        labels = self._map.lookup(allowed)
-        # unique, as the allowed keys are; left in key order: for an engine's hashed keys that
-        # is no label order, and sorting (np.unique) cost more than it saved the gather
-        labels = labels[labels >= 0]
+        # left in key order: for an engine's hashed keys that is no label order, and sorting
+        # (np.unique) cost more than it saved the gather
+        labels = self._live_labels(allowed)
         if len(labels) == 0:
             return None
         storage = f.downcast_index(self._index.storage)
@@ -541,8 +545,7 @@ class FaissEngine(AnnEngine):
         self._map.rebuild(self._label_keys)
         self._tombstones = int((self._label_keys < 0).sum())
         self._trained_on = RETRAIN_MAX_TRAINED  # don't retrain a loaded index on growth
-        self._live_bitmap = None
-        self._drop_gathered()
+        self._forget_derived()
 
     def close(self) -> None:
         self._index = None
