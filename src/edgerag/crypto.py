@@ -411,23 +411,32 @@ def rekey_store(conn: Any, new: bytes) -> None:
         conn._key = new
 
 
-# ----------------------------------------------------------------------------- RAM scratch
+# ----------------------------------------------------------------------------- scratch dirs
 
 
-def ram_scratch_dir(prefix: str) -> Path:
-    """A private directory in RAM (tmpfs ``/dev/shm``) for decrypted working files.
+def scratch_dir(prefix: str, parent: Path | None = None) -> Path:
+    """A new private directory ``<prefix><pid>-…`` in ``parent`` (default: the temp dir).
 
-    Named ``<prefix><pid>-…``: directories left by processes that died without cleaning up
-    (kill -9) are removed here first, so decrypted data does not outlive its process for long.
+    Its owner removes it on close, but a process killed by a signal (SIGKILL, or SIGTERM
+    without a handler) cannot clean up after itself, so its directory would stay forever: a disk
+    (or, on tmpfs, RAM) leak growing with every crash. So first remove the directories of this
+    naming in ``parent`` whose process is gone; a live pid's, or a name that does not parse, is
+    kept.
     """
-    ram = Path("/dev/shm")
-    if not ram.is_dir():
-        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
-    for stale in ram.glob(f"{prefix}*-*"):
+    parent = Path(tempfile.gettempdir() if parent is None else parent)
+    for stale in parent.glob(f"{prefix}*-*"):
         pid = stale.name.removeprefix(prefix).split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=ram))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
+def ram_scratch_dir(prefix: str) -> Path:
+    """A private directory in RAM (tmpfs ``/dev/shm``) for decrypted working files (see
+    :func:`scratch_dir`: those of killed processes are removed first, so decrypted data does not
+    outlive its process for long)."""
+    ram = Path("/dev/shm")
+    return scratch_dir(prefix, ram if ram.is_dir() else None)
 
 
 def _alive(pid: int) -> bool:

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -193,11 +192,12 @@ class Engine:
             return self.path / "index" / space
         # In-memory and encrypted collections keep their index files in a private temp dir,
         # removed on close; an encrypted one's in RAM (tmpfs), never on the disk in plain.
+        # Named with the pid: those of processes killed by a signal are swept by the next one.
         if self._scratch is None:
             self._scratch = (
                 crypto.ram_scratch_dir("edgerag-index-")
                 if self.store.encrypted
-                else Path(tempfile.mkdtemp(prefix="edgerag-mem-"))
+                else crypto.scratch_dir("edgerag-mem-")
             )
             # removed by close(), or when an engine never closed is collected (else every
             # such engine left its directory behind in /tmp)
