@@ -307,3 +307,18 @@ def test_a_repeated_graph_filter_reuses_its_bitmap_until_a_write(monkeypatch) ->
     eng.remove(np.array([new_key]))
     assert new_key not in eng.search(new_vec[None, :], K, allowed).keys
     assert len(lookups) == 12
+
+
+def test_search_and_scan_name_each_key_by_its_label() -> None:
+    """Both result kinds carry the engine's label of every key (rescoring's row hint) and -1
+    where a query found no key; a label naming another key would cost the hint its use."""
+    eng = engine()
+    eng.remove(KEYS[:50])  # tombstones: labels are no longer every key's position
+    scan = eng.scan_codes(QUERIES, 3 * K, ALLOWED[:20])  # fewer keys than asked: padded
+    assert scan is not None and (scan.keys < 0).any()
+    for res in (eng.search(QUERIES, 3 * K), scan):
+        assert res.labels is not None and res.labels.shape == res.keys.shape
+        found = res.keys >= 0
+        assert (res.labels[~found] == -1).all()
+        np.testing.assert_array_equal(eng._label_keys[res.labels[found]], res.keys[found])
+        np.testing.assert_array_equal(eng._map.lookup(res.keys[found]), res.labels[found])

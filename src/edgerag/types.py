@@ -34,11 +34,14 @@ def item_key(doc_id: str, position: int) -> int:
 class SearchResult:
     """Batch result of a vector search: ``keys`` (nq, k) padded with -1, ``scores`` (nq, k).
 
-    Scores are similarities: higher is better (cosine / inner product).
+    Scores are similarities: higher is better (cosine / inner product). ``labels``, when an
+    engine sets it, holds the engine's own positions of ``keys`` (same shape): a hint the
+    originals try as rows before searching their key map (see ``Originals.rows_of``).
     """
 
     keys: Keys
     scores: npt.NDArray[np.float32]
+    labels: Keys | None = None
 
 
 @dataclass(frozen=True)

@@ -385,7 +385,7 @@ class FaissEngine(AnnEngine):
         if missing.any():
             keys[missing] = -1
             scores[missing] = -np.inf
-        return SearchResult(keys, scores)
+        return SearchResult(keys, scores, labels_out)
 
     def scan_codes(self, queries: Vectors, k: int, allowed: Keys) -> SearchResult | None:
         """Exact top-k over the engine's own codes of ``allowed`` keys, without the graph.
@@ -412,12 +412,15 @@ class FaissEngine(AnnEngine):
         finally:
             self._release(gathered)
         missing = idx < 0
-        keys = self._label_keys[labels[np.where(missing, 0, idx)]]
+        found = labels[np.where(missing, 0, idx)]
+        keys = self._label_keys[found]
         scores = -dist if self.metric == "l2" else dist
         keys[missing], scores[missing] = -1, -np.inf
-        out = empty_result(len(q), k)
+        empty = empty_result(len(q), k)
+        out = SearchResult(empty.keys, empty.scores, np.full((len(q), k), -1, dtype=np.int64))
         out.keys[:, : keys.shape[1]] = keys
         out.scores[:, : keys.shape[1]] = scores
+        out.labels[:, : keys.shape[1]] = np.where(missing, -1, found)
         return out
 
     def _gathered_for(self, allowed: Keys) -> _Gathered | None:
