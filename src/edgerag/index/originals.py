@@ -148,7 +148,7 @@ class Originals:
         """
         if hint is None or self._rows == 0:
             return self._map.lookup(keys)
-        rows = np.minimum(hint, self._rows - 1)  # -1 (no label) reads the last row: masked
+        rows = np.minimum(hint, self._rows - 1)  # -1 (no label) reads the last slot: masked
         ok = self._row_keys[rows] == keys
         ok &= keys >= 0
         if ok.all():
