@@ -149,12 +149,12 @@ class Originals:
         if hint is None or self._rows == 0:
             return self._map.lookup(keys)
         rows = np.minimum(hint, self._rows - 1)  # -1 (no label) reads the last slot: masked
-        ok = self._row_keys[rows] == keys
-        ok &= keys >= 0
+        present = keys >= 0  # -1 pads a result
+        ok = (self._row_keys[rows] == keys) & present
         if ok.all():
             return rows
         rows = np.where(ok, rows, -1)
-        stale = ~ok & (keys >= 0)
+        stale = present & ~ok
         if stale.any():
             rows[stale] = self._map.lookup(keys[stale])
         return rows
