@@ -6,6 +6,8 @@ key so ingest, delete and key admin are exercised too.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from edgerag.server.auth import KeyStore  # noqa: E402
 
 CONFIG = EngineConfig(encoder="hash", index=IndexConfig(backend="flat", quantization="f32"))
 _DIR = Path(tempfile.mkdtemp(prefix="edgerag-schemathesis-"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)  # module-level: no fixture owns it
 _ENGINE = Engine.open(_DIR, CONFIG)
 _ENGINE.ingest([("pump.md", b"# Pump\n\nReplace the seal when the pump leaks at the shaft.")])
 _, ADMIN = KeyStore(_DIR).create("admin", "schemathesis")
